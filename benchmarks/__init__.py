@@ -1,0 +1,1 @@
+"""The runnable suite: CLI, configs, caching, shards and reports over the library."""

@@ -1,0 +1,57 @@
+"""Explanation methods: one registry, one calling convention.
+
+>>> from signed_saliency import methods
+>>> m = methods.get("positive")            # m.name, m.direction, m.score, m.family
+>>> maps = m(model, x, target)             # (N,H,W) float on x's device
+
+A method declares what its map claims, and metrics read that instead of its name:
+
+- ``direction``: ``increase`` (raising these pixels raises the score), ``decrease``
+  (lowering them raises it), ``magnitude`` (importance only) or ``signed`` (both signs
+  carry meaning).
+- ``score``: ``logit`` (S_c) or ``margin`` (S_c minus the best other logit).
+
+A method function receives what its ``needs`` names:
+
+- ``"gradients"``: a :class:`ClassGradients` holding dS_c/dI of the target class;
+- ``"all-gradients"``: the same plus the elementwise max and min over every other class
+  (what active and inactive compare against), streamed class by class so memory stays
+  bounded for 1000-class models;
+- ``"model"``: ``(model, x, target)``, for methods that run their own passes (captum).
+
+Several gradient methods computed through :func:`explain` share a single forward and
+backward pass; nothing is cached between calls.
+"""
+
+from __future__ import annotations
+
+from signed_saliency.methods.core import (
+    DIRECTIONS,
+    SCORES,
+    ClassGradients,
+    Method,
+    class_gradients,
+    explain,
+    get,
+    names,
+    register,
+    registry,
+)
+
+from signed_saliency.registry import import_submodules
+
+# Importing every module of this package registers its methods.
+import_submodules(__name__, __path__)
+
+__all__ = [
+    "DIRECTIONS",
+    "SCORES",
+    "ClassGradients",
+    "Method",
+    "class_gradients",
+    "explain",
+    "get",
+    "names",
+    "register",
+    "registry",
+]

@@ -1,0 +1,111 @@
+"""What a metric is here: a registered function from one batch's maps to per-image numbers.
+
+Every metric is called the same way::
+
+    output = metric(model, x, target, maps, method, seed=0, ground_truth=None, **settings)
+
+- ``x``: (N,C,H,W) float in [0,1]; ``target``: (N,) long, the class the maps explain;
+  ``maps``: (N,H,W) float, the method's maps for that target (raw units: a metric that
+  wants them normalised says so and does it itself); ``method``: the :class:`Method`
+  object, whose ``direction`` and ``score`` the metric reads (never its name).
+- ``seed``: every random choice a metric makes draws from a generator seeded with it.
+- ``ground_truth``: a :class:`GroundTruth` for datasets that have one, else None;
+  metrics registered with ``needs_ground_truth=True`` only run where it exists.
+- ``settings``: the function's keyword-only parameters (their defaults are the metric's
+  defaults; configs may override them by name, and an unknown name is an error).
+
+It returns a :class:`MetricOutput`: per-image ``values`` and optional per-image
+``curves``, each keyed by a variant string (e.g. ``"black/probability"``; ``""`` when the
+metric has one variant). A metric that does not apply to a method (say, one for signed
+maps given a magnitude map) returns an empty output.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from torch import Tensor, nn
+
+from signed_saliency.datasets.core import GroundTruth
+from signed_saliency.errors import UserError
+from signed_saliency.methods.core import Method
+from signed_saliency.registry import Registry
+
+
+@dataclass
+class Curve:
+    """Per-image curves sharing one x grid: ``x`` (T,), ``y`` (N,T)."""
+
+    x: Tensor
+    y: Tensor
+
+
+@dataclass
+class MetricOutput:
+    values: dict[str, Tensor] = field(default_factory=dict)  # variant -> (N,)
+    curves: dict[str, Curve] = field(default_factory=dict)  # variant -> Curve
+
+    def __bool__(self) -> bool:
+        return bool(self.values or self.curves)
+
+
+_CALL_PARAMETERS = ("model", "x", "target", "maps", "method", "seed", "ground_truth")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric. ``family`` groups them in reports (perturbation, sanity,
+    complexity, ground-truth); ``higher_is_better`` orients tables and tests."""
+
+    name: str
+    fn: Callable[..., MetricOutput] = field(repr=False)
+    family: str = "other"
+    higher_is_better: bool = True
+    needs_ground_truth: bool = False
+    description: str = ""
+
+    def defaults(self) -> dict[str, Any]:
+        """The metric's settings and their default values."""
+        return {
+            p.name: p.default
+            for p in inspect.signature(self.fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _CALL_PARAMETERS
+        }
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        unknown = sorted(set(settings) - set(self.defaults()))
+        if unknown:
+            raise UserError(
+                f"metric {self.name!r} has no setting {', '.join(map(repr, unknown))}; "
+                f"valid: {', '.join(self.defaults()) or 'none'}"
+            )
+
+    def __call__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        target: Tensor,
+        maps: Tensor,
+        method: Method,
+        *,
+        seed: int = 0,
+        ground_truth: Optional[GroundTruth] = None,
+        **settings: Any,
+    ) -> MetricOutput:
+        self.check_settings(settings)
+        if self.needs_ground_truth and ground_truth is None:
+            return MetricOutput()
+        return self.fn(model, x, target, maps, method, seed=seed, ground_truth=ground_truth, **settings)
+
+
+def _build_metric(*, name: str, fn: Callable, description: Optional[str] = None, **metadata) -> Metric:
+    doc = (fn.__doc__ or "").strip().splitlines()
+    return Metric(name=name, fn=fn, description=description or (doc[0] if doc else ""), **metadata)
+
+
+registry: Registry[Metric] = Registry("metric", _build_metric)
+register = registry.register
+get = registry.get
+names = registry.names

@@ -1,0 +1,33 @@
+import os
+
+import pytest
+import torch
+
+# Two cores here: one torch thread per test process keeps BLAS and torch from fighting.
+torch.set_num_threads(int(os.environ.get("SIGNED_SALIENCY_TEST_THREADS", "2")))
+
+from benchmarks.paths import default_data_root  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    """The real data root, or a skip with the reason when this machine has none."""
+    root = default_data_root()
+    if not (root / "cifar10-jpg").is_dir() and not (root / "imagenette2-224").is_dir():
+        pytest.skip(f"no data root at {root} (set SIGNED_SALIENCY_DATA)")
+    return root
+
+
+@pytest.fixture
+def tiny_cnn():
+    """A small seeded classifier on 3x16x16 images with 5 classes."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 5),
+    )
