@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+import functools
+import inspect
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Literal, Optional
 
 import torch
@@ -42,9 +44,29 @@ class ClassGradients:
         return self.other_max, self.other_min
 
 
+def largest_magnitude(values: Tensor, dim: int = 1) -> Tensor:
+    """Reduce ``dim`` (channels) to the value of largest magnitude, keeping its sign: how
+    every signed map here, paper or baseline, goes from (N,C,H,W) to (N,H,W)."""
+    index = values.abs().argmax(dim=dim, keepdim=True)
+    return values.gather(dim, index).squeeze(dim)
+
+
+def max_magnitude(values: Tensor, dim: int = 1) -> Tensor:
+    """Reduce ``dim`` (channels) to the max of absolute values: the reduction of every
+    magnitude map here (Simonyan et al.'s saliency and the magnitude baselines)."""
+    return values.abs().amax(dim=dim)
+
+
 @dataclass(frozen=True)
 class Method:
-    """A registered explanation method; call it as ``method(model, x, target=None)``."""
+    """A registered explanation method; call it as ``method(model, x, target=None)``.
+
+    ``fn`` receives what ``needs`` names (see the package docstring), except for a method
+    derived from a ``parent`` (a sign-split variant): its ``fn`` maps the parent's (N,H,W)
+    map to its own, so computing both through :func:`explain` runs the parent once.
+    ``split_signs`` (signed methods only) asks the registry for the two sign-split
+    variants ``<name>-positive`` and ``<name>-negative``.
+    """
 
     name: str
     fn: Callable = field(repr=False)
@@ -53,6 +75,8 @@ class Method:
     family: str = "other"
     needs: Needs = "model"
     description: str = ""
+    split_signs: bool = False
+    parent: Optional["Method"] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -61,17 +85,85 @@ class Method:
             raise ValueError(f"method {self.name!r}: score must be one of {SCORES}, got {self.score!r}")
         if self.needs not in NEEDS:
             raise ValueError(f"method {self.name!r}: needs must be one of {NEEDS}, got {self.needs!r}")
+        if self.split_signs and self.direction != "signed":
+            raise ValueError(f"method {self.name!r}: only a signed map can be split into signs, not {self.direction!r}")
+        if self.parent is not None and self.parent.needs != self.needs:
+            raise ValueError(f"method {self.name!r}: a derived method needs what its parent needs")
 
     def __call__(self, model: nn.Module, x: Tensor, target: Optional[Tensor] = None) -> Tensor:
         return explain(model, x, target, [self])[self.name]
 
+    def configure(self, **options) -> "Method":
+        """The same method (name and claims) with keyword options bound, e.g.
+        ``methods.get("integrated-gradients").configure(n_steps=64)``; a sign-split
+        variant passes them to its parent."""
+        if self.parent is not None:
+            return replace(self, parent=self.parent.configure(**options))
+        inspect.signature(self.fn).bind_partial(**options)
+        return replace(self, fn=functools.partial(self.fn, **options))
 
-def _build_method(*, name: str, fn: Callable, description: Optional[str] = None, **metadata) -> Method:
+
+def _positive_part(signed_map: Tensor) -> Tensor:
+    return signed_map.clamp(min=0)
+
+
+def _negative_part(signed_map: Tensor) -> Tensor:
+    return (-signed_map).clamp(min=0)
+
+
+def sign_split(parent: Method) -> tuple[Method, Method]:
+    """The rule behind every ``sign-split`` method: ReLU of a signed map claims
+    ``increase``, ReLU of its negation claims ``decrease``, on the parent's score."""
+    variants = (
+        ("positive", "increase", _positive_part, "ReLU of"),
+        ("negative", "decrease", _negative_part, "ReLU of minus"),
+    )
+    return tuple(
+        Method(
+            name=f"{parent.name}-{suffix}",
+            fn=part,
+            direction=direction,
+            score=parent.score,
+            family="sign-split",
+            needs=parent.needs,
+            description=f"{relu} the {parent.name} map: {parent.description}",
+            parent=parent,
+        )
+        for suffix, direction, part, relu in variants
+    )
+
+
+def _build_method(
+    *, name: str, fn: Callable, description: Optional[str] = None, split_signs: Optional[bool] = None, **metadata
+) -> Method:
     doc = (fn.__doc__ or "").strip().splitlines()
-    return Method(name=name, fn=fn, description=description or (doc[0] if doc else ""), **metadata)
+    if split_signs is None:
+        split_signs = metadata.get("direction") == "signed"
+    description = description or (doc[0] if doc else "")
+    return Method(name=name, fn=fn, description=description, split_signs=split_signs, **metadata)
 
 
-registry: Registry[Method] = Registry("method", _build_method)
+class MethodRegistry(Registry[Method]):
+    """The registry of methods. Adding a method whose ``split_signs`` is set (the default
+    for a ``signed`` one) adds its sign-split variants right after it, so the rule holds
+    for a user's method in any module, whatever the import order."""
+
+    def add(self, name: str, entry: Method) -> Method:
+        super().add(name, entry)
+        if entry.split_signs:
+            for variant in sign_split(entry):
+                super().add(variant.name, variant)
+        return entry
+
+    def unregister(self, name: str) -> None:
+        """Remove a method and the variants derived from it (for tests and notebooks)."""
+        entry = self.get(name)
+        for derived in [m for m in self if m.parent is entry]:
+            del self._entries[derived.name]
+        del self._entries[name]
+
+
+registry = MethodRegistry("method", _build_method)
 register = registry.register
 get = registry.get
 names = registry.names
@@ -96,6 +188,13 @@ def _check_batch(x: Tensor, target: Optional[Tensor]) -> None:
         raise ValueError(f"target must have shape ({x.shape[0]},), got {tuple(target.shape)}")
 
 
+def _fresh_input(x: Tensor) -> Tensor:
+    """A leaf copy of ``x`` that autograd may use, even when ``x`` was made under
+    ``torch.inference_mode`` or belongs to someone else's graph."""
+    with torch.inference_mode(False):
+        return x.detach().clone()
+
+
 def class_gradients(
     model: nn.Module,
     x: Tensor,
@@ -104,27 +203,32 @@ def class_gradients(
 ) -> ClassGradients:
     """dS_c/dI for each image's target class (predicted class when ``target`` is None).
 
-    One forward pass. With ``all_classes``, the other classes' gradients come from
-    backward calls on the same retained graph and are folded into a running max and min,
-    so memory does not grow with the number of classes. Only the input receives
-    gradients: the model's parameters' ``.grad`` stay untouched.
+    One forward pass, in eval mode. With ``all_classes``, one backward per class on the
+    retained graph, each folded into a running max and min (and the target's own slot),
+    so memory does not grow with the number of classes; on the CIFAR-10 ResNet18 this
+    loop was as fast as batched alternatives (``is_grads_batched``, ``torch.func.vmap``;
+    see ``python -m benchmarks.speed methods``) and needs no batching rule per operator.
+    Images must not interact in eval mode, since each class's logits are summed over the
+    batch. Only the input receives gradients: the parameters' ``.grad`` stay untouched.
     """
     _check_batch(x, target)
-    with evaluation_mode(model), torch.enable_grad():
-        inputs = x.detach().clone().requires_grad_(True)
+    with evaluation_mode(model), torch.inference_mode(False), torch.enable_grad():
+        inputs = _fresh_input(x).requires_grad_(True)
         logits = model(inputs)
         if target is None:
             target = logits.argmax(dim=1)
         target = target.to(device=logits.device, dtype=torch.long)
-        target_logit = logits.gather(1, target[:, None]).sum()
-        (target_grad,) = torch.autograd.grad(target_logit, inputs, retain_graph=all_classes)
         other_max = other_min = None
-        if all_classes:
+        if not all_classes:
+            (target_grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), inputs)
+        else:
             num_classes = logits.shape[1]
             is_target = target[:, None, None, None]
+            target_grad = torch.zeros_like(inputs)
             for q in range(num_classes):
                 (grad_q,) = torch.autograd.grad(logits[:, q].sum(), inputs, retain_graph=q < num_classes - 1)
                 own = is_target == q
+                target_grad = torch.where(own, grad_q, target_grad)
                 high = grad_q.masked_fill(own, float("-inf"))
                 low = grad_q.masked_fill(own, float("inf"))
                 other_max = high if other_max is None else torch.maximum(other_max, high)
@@ -147,26 +251,32 @@ def explain(
 ) -> dict[str, Tensor]:
     """Maps of several methods for one batch, sharing one gradient pass among them.
 
-    Returns ``{name: (N,H,W) float32 tensor on x's device}``.
+    Returns ``{name: (N,H,W) float32 tensor on x's device}``. A sign-split variant and
+    its parent asked for together cost the parent's computation once.
     """
     chosen = [get(m) if isinstance(m, str) else m for m in methods]
     _check_batch(x, target)
-    gradient_methods = [m for m in chosen if m.needs != "model"]
+    needs = {m.needs for m in chosen}
     grads: Optional[ClassGradients] = None
-    if gradient_methods:
-        grads = class_gradients(
-            model, x, target, all_classes=any(m.needs == "all-gradients" for m in gradient_methods)
-        )
+    if needs & {"gradients", "all-gradients"}:
+        grads = class_gradients(model, x, target, all_classes="all-gradients" in needs)
         target = grads.target_class
     elif target is None:
         with evaluation_mode(model), torch.no_grad():
             target = model(x).argmax(dim=1)
-    maps: dict[str, Tensor] = {}
-    for method in chosen:
-        if method.needs == "model":
-            with evaluation_mode(model):
-                result = method.fn(model, x.detach(), target)
-        else:
-            result = method.fn(grads)
-        maps[method.name] = result.detach().float().to(x.device)
-    return maps
+    target = target.to(device=x.device, dtype=torch.long)
+
+    computed: dict[Method, Tensor] = {}
+
+    def compute(method: Method) -> Tensor:
+        if method not in computed:
+            if method.parent is not None:
+                computed[method] = method.fn(compute(method.parent))
+            elif method.needs == "model":
+                with evaluation_mode(model), torch.inference_mode(False), torch.enable_grad():
+                    computed[method] = method.fn(model, _fresh_input(x), target)
+            else:
+                computed[method] = method.fn(grads)
+        return computed[method]
+
+    return {method.name: compute(method).detach().float().to(x.device) for method in chosen}

@@ -1,7 +1,12 @@
 """The paper's maps, all computed from one shared :class:`ClassGradients`.
 
 g_q = dS_q/dI per pixel and channel, c the target class; every map reduces channels by a
-max. No map is min-max normalised here: maps keep their units, and any normalisation is a
+max. Active and inactive follow the public code (osllogon/positive_active_saliency_maps):
+a channel's g_c survives only if it is strictly above (below) g_q of every other class q,
+then its absolute value is taken. A sign-split ``gradient-positive`` differs from
+``positive``: it splits the sign after the channel reduction, ``positive`` before.
+
+No map is min-max normalised here: maps keep their units, and any normalisation is a
 metric's or a plot's explicit choice.
 """
 
@@ -9,13 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from signed_saliency.methods.core import ClassGradients, register
-
-
-def largest_magnitude(values: Tensor, dim: int = 1) -> Tensor:
-    """Reduce ``dim`` to the value of largest magnitude, keeping its sign."""
-    index = values.abs().argmax(dim=dim, keepdim=True)
-    return values.gather(dim, index).squeeze(dim)
+from signed_saliency.methods.core import ClassGradients, largest_magnitude, max_magnitude, register
 
 
 @register("gradient", direction="signed", score="logit", family="paper", needs="gradients")
@@ -27,7 +26,7 @@ def gradient(grads: ClassGradients) -> Tensor:
 @register("saliency", direction="magnitude", score="logit", family="paper", needs="gradients")
 def saliency(grads: ClassGradients) -> Tensor:
     """Simonyan et al. (2014): max over channels of |dS_c/dI|."""
-    return grads.target.abs().amax(dim=1)
+    return max_magnitude(grads.target)
 
 
 @register("positive", direction="increase", score="logit", family="paper", needs="gradients")
@@ -44,13 +43,13 @@ def negative(grads: ClassGradients) -> Tensor:
 
 @register("active", direction="increase", score="margin", family="paper", needs="all-gradients")
 def active(grads: ClassGradients) -> Tensor:
-    """|dS_c/dI| where it exceeds every other class's gradient, else 0; max over channels."""
+    """|dS_c/dI| where g_c > g_q for every class q != c (else 0), max over channels."""
     other_max, _ = grads.require_all_classes()
     return (grads.target.abs() * (grads.target > other_max)).amax(dim=1)
 
 
 @register("inactive", direction="decrease", score="margin", family="paper", needs="all-gradients")
 def inactive(grads: ClassGradients) -> Tensor:
-    """|dS_c/dI| where it is below every other class's gradient, else 0; max over channels."""
+    """|dS_c/dI| where g_c < g_q for every class q != c (else 0), max over channels."""
     _, other_min = grads.require_all_classes()
     return (grads.target.abs() * (grads.target < other_min)).amax(dim=1)

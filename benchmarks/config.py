@@ -1,0 +1,193 @@
+"""Run configs: TOML files under ``benchmarks/configs/``, validated, with CLI overrides.
+
+A config names what to run and how much of it::
+
+    seed = 0
+    batch_size = 32
+    methods = ["*"]          # "*" = every registered method (plugins included)
+    metrics = ["*"]
+
+    [[datasets]]
+    name = "cifar10"
+    split = "sample"         # the 256 test images shipped inside the package
+    n_images = 32
+    models = ["cnn"]
+
+    [settings.deletion]      # keyword settings of one metric
+    steps = 16
+
+Every key is checked: an unknown one is an error that names the valid keys.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from signed_saliency import datasets, methods, metrics, models
+from signed_saliency.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+ALL = "*"
+
+
+@dataclass
+class DatasetRun:
+    """One dataset of a run and the models to explain on it."""
+
+    name: str
+    models: list[str]
+    split: Optional[str] = None  # None: the dataset's evaluation split
+    n_images: Optional[int] = None  # None: the whole split
+    image_size: Optional[int] = None  # None: the dataset's default
+    options: dict[str, Any] = field(default_factory=dict)  # extra loader keywords
+    # Epochs to train a missing checkpoint with on first use (None: a missing one is an error).
+    train_epochs: Optional[int] = None
+
+
+@dataclass
+class RunConfig:
+    name: str
+    datasets: list[DatasetRun]
+    methods: list[str] = field(default_factory=lambda: [ALL])
+    metrics: list[str] = field(default_factory=lambda: [ALL])
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int = 0
+    batch_size: int = 32
+    device: str = "cpu"
+    threads: int = 2
+    examples: int = 6  # images per (dataset, model) in the qualitative figure
+    data_root: Optional[str] = None
+    download: bool = False
+
+    def method_names(self) -> list[str]:
+        return _expand(self.methods, methods.names())
+
+    def metric_names(self) -> list[str]:
+        return _expand(self.metrics, metrics.names())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self) -> None:
+        """Check every name against its registry and every metric setting against the metric."""
+        for run in self.datasets:
+            spec = datasets.get(run.name)
+            if run.split is not None and run.split not in spec.splits:
+                raise UserError(f"dataset {run.name!r} has no split {run.split!r}; valid: {', '.join(spec.splits)}")
+            for model in run.models:
+                models.get(model)
+            if run.n_images is not None and run.n_images < 1:
+                raise UserError(f"n_images must be at least 1, got {run.n_images}")
+        for name in self.method_names():
+            methods.get(name)
+        chosen_metrics = self.metric_names()
+        for name in chosen_metrics:
+            metrics.get(name)
+        for name, values in self.settings.items():
+            metrics.get(name).check_settings(values)
+        if self.batch_size < 1:
+            raise UserError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+def _expand(chosen: list[str], registered: list[str]) -> list[str]:
+    if ALL in chosen:
+        return registered
+    return list(dict.fromkeys(chosen))
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise UserError(f"unknown config key {', '.join(map(repr, unknown))} in {where}; valid: {', '.join(sorted(allowed))}")
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A config by name (``quick`` -> benchmarks/configs/quick.toml) or by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist")
+        return path
+    named = CONFIG_DIR / f"{name_or_path}.toml"
+    if not named.is_file():
+        available = sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+        raise UserError(f"unknown config {name_or_path!r}; valid: {', '.join(available)} (or a path to a .toml file)")
+    return named
+
+
+def load_config(name_or_path: str) -> RunConfig:
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"config {path} is not valid TOML: {error}") from None
+    return parse_config(raw, name=path.stem, where=str(path))
+
+
+def parse_config(raw: dict[str, Any], name: str, where: str = "config") -> RunConfig:
+    raw = copy.deepcopy(raw)
+    top_keys = {f for f in RunConfig.__dataclass_fields__ if f != "name"}
+    _check_keys(raw, top_keys, where)
+    runs = []
+    dataset_keys = set(DatasetRun.__dataclass_fields__)
+    for index, table in enumerate(raw.pop("datasets", [])):
+        _check_keys(table, dataset_keys, f"{where} [[datasets]] #{index + 1}")
+        if "name" not in table or "models" not in table:
+            raise UserError(f"{where} [[datasets]] #{index + 1} needs 'name' and 'models'")
+        runs.append(DatasetRun(**table))
+    if not runs:
+        raise UserError(f"{where} names no [[datasets]]")
+    return RunConfig(name=name, datasets=runs, **raw)
+
+
+def apply_overrides(
+    config: RunConfig,
+    *,
+    datasets_: Optional[list[str]] = None,
+    models_: Optional[list[str]] = None,
+    methods_: Optional[list[str]] = None,
+    metrics_: Optional[list[str]] = None,
+    n_images: Optional[int] = None,
+    device: Optional[str] = None,
+    data_root: Optional[str] = None,
+    seed: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    download: bool = False,
+) -> RunConfig:
+    """Command-line flags win over the config. ``--datasets`` keeps the config's entries
+    of those names and adds a plain entry (its models from ``--models`` or the first
+    entry's) for a dataset the config does not have."""
+    config = copy.deepcopy(config)
+    if datasets_:
+        by_name = {run.name: run for run in config.datasets}
+        default_models = models_ or config.datasets[0].models
+        config.datasets = [by_name.get(name) or DatasetRun(name=name, models=list(default_models)) for name in datasets_]
+    if models_:
+        for run in config.datasets:
+            run.models = list(models_)
+    if n_images is not None:
+        for run in config.datasets:
+            run.n_images = n_images
+    if methods_:
+        config.methods = methods_
+    if metrics_:
+        config.metrics = metrics_
+    if device:
+        config.device = device
+    if data_root:
+        config.data_root = data_root
+    if seed is not None:
+        config.seed = seed
+    if batch_size is not None:
+        config.batch_size = batch_size
+    if download:
+        config.download = True
+    return config

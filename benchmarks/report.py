@@ -1,0 +1,203 @@
+"""``python -m benchmarks.report DIR [DIR ...]``: tables, statistics and figures from shards.
+
+Every output is a pure function of the tidy rows, so merging the shard folders of a
+sliced run (``--shard i/n``) gives the same report as one whole run.
+
+Writes into ``--out`` (default: the first DIR): scores.csv, curves.csv, summary.csv/.md/.tex,
+significance.csv and figures/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import statistics
+from benchmarks.plan import load_shard, write_atomically
+from signed_saliency.errors import UserError
+
+KEYS = ["dataset", "model", "method", "metric", "variant"]
+
+
+def read_plan(directory: Path) -> dict[str, Any]:
+    path = directory / "plan.json"
+    if not path.is_file():
+        raise UserError(f"{directory} holds no plan.json: is it the --out folder of a benchmarks.run?")
+    return json.loads(path.read_text())
+
+
+def collect(directories: list[Path]) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, list[str]]:
+    """The plan and every finished shard's rows across ``directories``, plus the missing shards."""
+    plans = [read_plan(directory) for directory in directories]
+    plan = plans[0]
+    for directory, other in zip(directories[1:], plans[1:]):
+        if other["shards"] != plan["shards"]:
+            raise UserError(f"{directory} was run with another config than {directories[0]}: its plan differs")
+    scores, curves, missing = [], [], []
+    for relative in plan["shards"]:
+        path = next((d / "shards" / relative for d in directories if (d / "shards" / relative).is_file()), None)
+        if path is None:
+            missing.append(relative)
+            continue
+        rows = load_shard(path)
+        scores.append(rows["scores"])
+        curves.append(rows["curves"])
+    non_empty = [frame for frame in curves if len(frame)]
+    return (
+        plan,
+        pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(),
+        pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame(),
+        missing,
+    )
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    write_atomically(path, lambda temporary: frame.to_csv(temporary, index=False, float_format="%.10g"))
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """One table per (dataset, model, metric): methods down, variants across, mean [95% CI]."""
+    parts = []
+    cell = summary.assign(
+        text=summary.apply(
+            lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if np.isfinite(r["mean"]) else "n/a",
+            axis=1,
+        )
+    )
+    for (dataset, model, metric), block in cell.groupby(["dataset", "model", "metric"], sort=False):
+        table = block.pivot(index="method", columns="variant", values="text")
+        table = table.reindex(index=list(dict.fromkeys(block["method"])))
+        n = int(block["n"].max())
+        nonfinite = int(block["n_nonfinite"].sum())
+        note = f"; {nonfinite} non-finite values excluded" if nonfinite else ""
+        parts.append(f"### {dataset} / {model} / {metric}\n\nmean [95% bootstrap CI], n = {n} images{note}\n")
+        parts.append(table.rename_axis(columns=None).reset_index().to_markdown(index=False))
+        parts.append("")
+    return "\n".join(parts)
+
+
+def terminal_summary(summary: pd.DataFrame) -> str:
+    """A compact view: each metric's first variant, methods down, one column per metric."""
+    if summary.empty:
+        return "no results"
+    headline = summary.groupby(["dataset", "model", "metric"], sort=False)["variant"].transform("first")
+    rows = summary[summary["variant"] == headline]
+    lines = []
+    for (dataset, model), block in rows.groupby(["dataset", "model"], sort=False):
+        block = block.assign(column=block["metric"] + np.where(block["variant"] != "", "[" + block["variant"] + "]", ""))
+        table = block.pivot(index="method", columns="column", values="mean")
+        table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["column"])))
+        lines.append(f"\n{dataset} / {model} (mean over {int(block['n'].max())} images; full tables in summary.md)")
+        lines.append(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    return "\n".join(lines)
+
+
+def build_report(directories: list[Path], out: Path, *, figures: bool = True) -> pd.DataFrame:
+    plan, scores, curves, missing = collect(directories)
+    if missing:
+        print(f"warning: {len(missing)} of {len(plan['shards'])} shards are not finished; the report covers the rest",
+              file=sys.stderr)
+    if scores.empty:
+        raise UserError("no finished shards to report on")
+    scores = scores.sort_values(KEYS + ["image"], kind="stable").reset_index(drop=True)
+    _write_csv(scores, out / "scores.csv")
+    if not curves.empty:
+        curves = curves.sort_values(KEYS + ["image", "x"], kind="stable").reset_index(drop=True)
+        _write_csv(curves, out / "curves.csv")
+    seed = int(plan["config"]["seed"])
+    # Tables list methods and metrics in the plan's order (the registry's, paper maps first).
+    ordered = scores.assign(
+        method=pd.Categorical(scores["method"], categories=list(plan["methods"]), ordered=True),
+        metric=pd.Categorical(scores["metric"], categories=list(plan["metrics"]), ordered=True),
+    ).sort_values(["dataset", "model", "metric", "method", "variant", "image"], kind="stable")
+    summary = statistics.summarise(ordered.astype({"method": str, "metric": str}), seed=seed)
+    _write_csv(summary, out / "summary.csv")
+    write_atomically(out / "summary.md", lambda t: t.write_text(f"# Summary: {plan['config']['name']}\n\n" + markdown_table(summary)))
+    write_atomically(out / "summary.tex", lambda t: t.write_text(statistics.latex_table(summary)))
+    significance = statistics.significance(scores, reference="saliency")
+    _write_csv(significance, out / "significance.csv")
+    if figures:
+        from benchmarks import figures as figure_module
+
+        figure_module.draw_all(out, scores, curves, plan)
+    return summary
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ["signed-saliency", "torch", "torchvision", "captum", "quantus", "numpy", "scipy", "pandas", "seaborn"]:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def write_manifest(
+    out: Path,
+    config,
+    checkpoints: dict[str, dict[str, str]],
+    device,
+    stage_seconds: dict[str, float],
+    wall_seconds: float,
+    plugins: list[str],
+) -> None:
+    import torch
+
+    manifest = {
+        "config": config.to_dict(),
+        "plugins": plugins,
+        "versions": package_versions(),
+        "checkpoints": checkpoints,
+        "git_commit": _git_commit(),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "wall_seconds": round(wall_seconds, 1),
+        "stage_seconds": {stage: round(seconds, 2) for stage, seconds in sorted(stage_seconds.items())},
+    }
+    write_atomically(out / "manifest.json", lambda t: t.write_text(json.dumps(manifest, indent=2)))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.splitlines()[0])
+    parser.add_argument("directories", nargs="+", type=Path, help="--out folders of benchmarks.run (shards of one plan)")
+    parser.add_argument("--out", type=Path, help="where to write (default: the first directory)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="import MODULE first")
+    parser.add_argument("--no-figures", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        from benchmarks.run import import_plugins
+
+        import_plugins(args.plugin)
+        out = args.out or args.directories[0]
+        summary = build_report(args.directories, out, figures=not args.no_figures)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(terminal_summary(summary))
+    print(f"\nreport in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

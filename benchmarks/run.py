@@ -1,0 +1,395 @@
+"""``python -m benchmarks.run``: every registered method under every registered metric.
+
+With no arguments it runs the quick suite offline (the shipped CIFAR-10 sample and CNN,
+plus signed-shapes with a CNN trained on first use) and writes ``results/quick/``.
+
+    python -m benchmarks.run --list                      # what is registered
+    python -m benchmarks.run --config paper              # the paper suite
+    python -m benchmarks.run --plugin my_methods         # compare your own method
+    python -m benchmarks.run --shard 0/4 --out runs/a    # one slice; merge with benchmarks.report
+
+A run is split into shards written atomically as they finish: a rerun with the same config
+skips finished shards, so a kill loses at most the shard in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from benchmarks import report
+from benchmarks.config import DatasetRun, RunConfig, apply_overrides, load_config
+from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root
+from benchmarks.plan import Group, make_group, parse_shard_spec, save_shard, select_groups, stable_hash, write_atomically
+from signed_saliency import datasets, methods, metrics, models
+from signed_saliency.datasets.core import GroundTruth, ImageSet
+from signed_saliency.engine import predict, score_batch
+from signed_saliency.errors import UserError
+
+
+class StageTimer:
+    """Wall time per stage, for the manifest."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    module: nn.Module
+    checkpoint: Path
+    sha256: str
+
+
+@dataclass
+class PreparedDataset:
+    run: DatasetRun
+    images: ImageSet  # the chosen images only
+    models: dict[str, LoadedModel]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Benchmark the faithfulness of (signed) saliency maps.",
+        epilog="Bad input exits with code 2 and a one-line error.",
+    )
+    parser.add_argument("--config", default="quick", help="config name in benchmarks/configs or a .toml path (default: quick)")
+    parser.add_argument("--list", action="store_true", help="list registered datasets, models, methods and metrics, then exit")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (its decorated functions register methods or metrics); repeatable")
+    parser.add_argument("--datasets", type=_names, help="comma-separated dataset names")
+    parser.add_argument("--models", type=_names, help="comma-separated model names")
+    parser.add_argument("--methods", type=_names, help="comma-separated method names ('*' for all)")
+    parser.add_argument("--metrics", type=_names, help="comma-separated metric names ('*' for all)")
+    parser.add_argument("--n-images", type=int, help="images per dataset")
+    parser.add_argument("--batch-size", type=int, help="images per batch (and per shard)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--data-root", help="folder holding cifar10-jpg/ and imagenette2-224/ (default: $SIGNED_SALIENCY_DATA)")
+    parser.add_argument("--download", action="store_true", help="let torchvision download missing datasets (needs internet)")
+    parser.add_argument("--out", help="output folder (default: results/<config name>)")
+    parser.add_argument("--seed", type=int, help="seed for image choice and every metric's randomness")
+    parser.add_argument("--shard", help="run only slice i/n of the plan (0 <= i < n); merge with python -m benchmarks.report")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    return parser
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def import_plugins(modules: list[str]) -> None:
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name and module.startswith(error.name):
+                raise UserError(f"plugin module {module!r} not found (is it on PYTHONPATH?)") from None
+            raise
+
+
+def list_registered() -> str:
+    lines = ["datasets:"]
+    for spec in datasets.registry:
+        lines.append(
+            f"  {spec.name:<16} {spec.num_classes} classes, {spec.default_image_size}px, "
+            f"splits {'/'.join(spec.splits)}{', ground truth' if spec.has_ground_truth else ''}  {spec.description}"
+        )
+    lines.append("models:")
+    lines += [f"  {spec.name:<16} {spec.description}" for spec in models.registry]
+    lines.append("methods:                 direction  score   family")
+    lines += [
+        f"  {m.name:<22} {m.direction:<10} {m.score:<7} {m.family:<11} {m.description}" for m in methods.registry
+    ]
+    lines.append("metrics:")
+    for metric in metrics.registry:
+        settings = ", ".join(f"{k}={v!r}" for k, v in metric.defaults().items())
+        lines.append(f"  {metric.name:<22} {metric.family:<13} {metric.description}")
+        if settings:
+            lines.append(f"  {'':<22} settings: {settings}")
+    return "\n".join(lines)
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA GPU here")
+    return device
+
+
+def prepare_output(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write to output folder {path}: {error.strerror or error}") from None
+    return path
+
+
+def choose_images(images: ImageSet, n_images: Optional[int], seed: int) -> ImageSet:
+    """A seeded choice of ``n_images`` from the split, kept in the split's order."""
+    if n_images is None or n_images >= len(images):
+        return images
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(images), generator=generator)[:n_images].sort().values
+    return images.subset(chosen)
+
+
+def load_model(
+    dataset_run: DatasetRun, model_name: str, num_classes: int, image_size: int, device: torch.device, quiet: bool
+) -> LoadedModel:
+    """The shipped checkpoint, else a cached one, else (if the config allows) train one now."""
+    from signed_saliency.models.checkpoints import load_checkpoint
+
+    stem = f"{dataset_run.name}-{model_name}"
+    candidates = [SHIPPED_CHECKPOINTS / f"{stem}.pt", cache_dir() / "checkpoints" / f"{stem}.pt"]
+    path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if path is None:
+        if dataset_run.train_epochs is None:
+            raise UserError(
+                f"no trained {model_name!r} for {dataset_run.name!r}: looked for {candidates[0]} and {candidates[1]}; "
+                f"train one with: python -m benchmarks.train --dataset {dataset_run.name} --model {model_name}"
+            )
+        from benchmarks.train import train_model
+        from signed_saliency.training import TrainConfig
+
+        path = candidates[1]
+        train_model(
+            dataset_run.name, model_name, config=TrainConfig(epochs=dataset_run.train_epochs),
+            image_size=image_size, device=str(device), dest=path, progress=not quiet,
+        )
+    model, manifest = load_checkpoint(path, expect={"dataset": dataset_run.name, "model": model_name})
+    if manifest.get("num_classes", num_classes) != num_classes:
+        raise UserError(f"checkpoint {path} has {manifest['num_classes']} classes, dataset has {num_classes}")
+    return LoadedModel(name=model_name, module=model.to(device).eval(), checkpoint=path, sha256=manifest["sha256"])
+
+
+def prepare(config: RunConfig, device: torch.device, timer: StageTimer, quiet: bool) -> list[PreparedDataset]:
+    from benchmarks.data import load_images
+
+    root = Path(config.data_root) if config.data_root else default_data_root()
+    prepared = []
+    for run in config.datasets:
+        spec = datasets.get(run.name)
+        with timer("load data"):
+            images = load_images(
+                run.name, run.split or spec.evaluation_split, root=root, image_size=run.image_size,
+                download=config.download, **run.options,
+            )
+            images = choose_images(images, run.n_images, config.seed)
+        with timer("load models"):
+            loaded = {
+                name: load_model(run, name, spec.num_classes, images.image_size, device, quiet) for name in run.models
+            }
+        prepared.append(PreparedDataset(run=run, images=images, models=loaded))
+    return prepared
+
+
+def build_plan(config: RunConfig, prepared: list[PreparedDataset]) -> list[Group]:
+    method_names = config.method_names()
+    metric_settings = {name: dict(config.settings.get(name, {})) for name in config.metric_names()}
+    for name, settings in metric_settings.items():
+        metrics.get(name).check_settings(settings)
+        # The key holds the resolved settings, so a changed default also makes shards stale.
+        metric_settings[name] = {**metrics.get(name).defaults(), **settings}
+    groups = []
+    for item in prepared:
+        entry = {
+            "name": item.run.name,
+            "split": item.images.split,
+            "image_size": item.images.image_size,
+            "options": item.run.options,
+        }
+        indices = item.images.indices.tolist()
+        for model in item.models.values():
+            for batch, start in enumerate(range(0, len(indices), config.batch_size)):
+                positions = tuple(range(start, min(start + config.batch_size, len(indices))))
+                groups.append(
+                    make_group(
+                        dataset=item.run.name, model=model.name, batch=batch, image_positions=positions,
+                        image_indices=tuple(indices[p] for p in positions), dataset_entry=entry,
+                        checkpoint_sha256=model.sha256, method_names=method_names,
+                        metric_settings=metric_settings, seed=config.seed,
+                    )
+                )
+    return groups
+
+
+def _ground_truth(images: ImageSet, positions: list[int], device: torch.device) -> Optional[GroundTruth]:
+    if images.ground_truth is None:
+        return None
+    return GroundTruth(
+        mask=images.ground_truth.mask[positions].to(device), polarity=images.ground_truth.polarity[positions].to(device)
+    )
+
+
+def execute(
+    groups: list[Group],
+    prepared: list[PreparedDataset],
+    config: RunConfig,
+    out: Path,
+    device: torch.device,
+    timer: StageTimer,
+    quiet: bool,
+) -> None:
+    from benchmarks.plan import find_shard
+
+    by_dataset = {item.run.name: item for item in prepared}
+    pending_by_group = [(group, [s for s in group.shards if find_shard([out], s) is None]) for group in groups]
+    total = sum(len(pending) for _, pending in pending_by_group)
+    progress = tqdm(total=total, desc="shards", unit="shard", disable=quiet or total == 0, dynamic_ncols=True)
+    for group, pending in pending_by_group:
+        if not pending:
+            continue
+        item = by_dataset[group.dataset]
+        model = item.models[group.model].module
+        positions = list(group.image_positions)
+        x = item.images.floats(positions).to(device)
+        labels = item.images.labels[positions]
+        image_ids = item.images.indices[positions].tolist()
+        truth = _ground_truth(item.images, positions, device)
+        progress.set_postfix_str(f"{group.dataset}/{group.model} batch {group.batch}: maps")
+        with timer("maps"):
+            predicted = predict(model, x)
+            maps = methods.explain(model, x, predicted, dict.fromkeys(s.method for s in pending))
+        for shard in pending:
+            progress.set_postfix_str(f"{group.dataset}/{group.model} {shard.method} x {shard.metric}")
+            with timer(f"metric {shard.metric}"):
+                scores, curves = score_batch(
+                    model, x, predicted, predicted, maps[shard.method], methods.get(shard.method),
+                    metrics.get(shard.metric), image_ids=image_ids, seed=config.seed + group.batch,
+                    ground_truth=truth, settings=config.settings.get(shard.metric),
+                )
+            label_of = dict(zip(image_ids, labels.tolist()))
+            for frame in (scores, curves):
+                frame.insert(0, "model", group.model)
+                frame.insert(0, "dataset", group.dataset)
+            scores.insert(3, "label", scores["image"].map(label_of).astype("int64"))
+            with timer("write shards"):
+                save_shard(out, shard, scores, curves)
+            progress.update()
+    progress.close()
+
+
+def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path, device: torch.device) -> None:
+    """Images and every method's maps for the first few chosen images of each (dataset,
+    model): what the qualitative figure draws."""
+    method_names = config.method_names()
+    for item in prepared:
+        count = min(config.examples, len(item.images))
+        if count == 0:
+            continue
+        x = item.images.floats(slice(0, count)).to(device)
+        for model in item.models.values():
+            path = out / "examples" / f"{item.run.name}-{model.name}.pt"
+            key = stable_hash([item.images.indices[:count].tolist(), model.sha256, method_names])
+            if path.is_file() and torch.load(path, weights_only=False).get("key") == key:
+                continue
+            predicted = predict(model.module, x)
+            maps = methods.explain(model.module, x, predicted, method_names)
+            payload = {
+                "key": key,
+                "images": item.images.images[:count],
+                "labels": item.images.labels[:count],
+                "predicted": predicted.cpu(),
+                "class_names": item.images.class_names,
+                "maps": {name: value.cpu() for name, value in maps.items()},
+                "directions": {name: methods.get(name).direction for name in maps},
+            }
+            write_atomically(path, lambda temporary: torch.save(payload, temporary))
+
+
+def write_plan(out: Path, config: RunConfig, groups: list[Group], prepared: list[PreparedDataset]) -> None:
+    plan = {
+        "config": config.to_dict(),
+        "methods": {name: {"direction": methods.get(name).direction, "score": methods.get(name).score,
+                           "family": methods.get(name).family} for name in config.method_names()},
+        "metrics": {name: {"family": metrics.get(name).family, "higher_is_better": metrics.get(name).higher_is_better}
+                    for name in config.metric_names()},
+        "checkpoints": prepared_checkpoints(prepared),
+        "shards": [shard.relative_path for group in groups for shard in group.shards],
+    }
+    write_atomically(out / "plan.json", lambda temporary: temporary.write_text(json.dumps(plan, indent=1)))
+
+
+def run(args: argparse.Namespace) -> int:
+    import_plugins(args.plugin)
+    if args.list:
+        print(list_registered())
+        return 0
+    config = apply_overrides(
+        load_config(args.config), datasets_=args.datasets, models_=args.models, methods_=args.methods,
+        metrics_=args.metrics, n_images=args.n_images, device=args.device, data_root=args.data_root,
+        seed=args.seed, batch_size=args.batch_size, download=args.download,
+    )
+    config.validate()
+    shard_index, shard_count = parse_shard_spec(args.shard) if args.shard else (0, 1)
+    out = prepare_output(Path(args.out) if args.out else RESULTS_DIR / config.name)
+    device = resolve_device(config.device)
+    torch.set_num_threads(config.threads)
+    timer = StageTimer()
+    started = time.perf_counter()
+    prepared = prepare(config, device, timer, args.quiet)
+    groups = build_plan(config, prepared)
+    write_plan(out, config, groups, prepared)
+    execute(select_groups(groups, shard_index, shard_count), prepared, config, out, device, timer, args.quiet)
+    if shard_count > 1:
+        if not args.quiet:
+            print(f"shard {shard_index}/{shard_count} done in {out}; merge with: python -m benchmarks.report DIR ...")
+        return 0
+    with timer("examples"):
+        save_examples(prepared, config, out, device)
+    with timer("report"):
+        summary = report.build_report([out], out)
+    report.write_manifest(out, config, prepared_checkpoints(prepared), device, timer.seconds,
+                          time.perf_counter() - started, plugins=args.plugin)
+    if not args.quiet:
+        print(report.terminal_summary(summary))
+        print(f"\nresults in {out}")
+    return 0
+
+
+def prepared_checkpoints(prepared: list[PreparedDataset]) -> dict[str, dict[str, str]]:
+    return {
+        f"{item.run.name}-{model.name}": {"path": str(model.checkpoint), "sha256": model.sha256}
+        for item in prepared for model in item.models.values()
+    }
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Speed of the perturbation metrics against their forward-pass floor and quantus.
+
+    python -m benchmarks.speed metrics [--batch 64] [--size 32] [--repeats 3] [--threads 2] [--device cpu]
+
+A perturbation metric is a loop of model calls; everything else (ranking, masking,
+imputing, scoring) is overhead. Each metric's floor is its number of forward passes (the
+images it sends to the model, counted, divided by the batch size) times the time of one
+batched forward of that size; the ratio says how much the overhead costs. quantus's
+PixelFlipping runs at the same number of steps as ``deletion`` for comparison. Random
+weights: the cost of a pass does not depend on them. Times are medians of ``--repeats``
+runs after a warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from signed_saliency import methods, metrics, models
+
+
+class CountingModel(nn.Module):
+    """The model, counting the images it is shown."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.images = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.images += x.shape[0]
+        return self.model(x)
+
+
+def build_model(num_classes: int = 10) -> nn.Module:
+    if "resnet18" in models.names():
+        return models.get("resnet18").build(num_classes)
+    import torchvision
+
+    return nn.Sequential(torchvision.models.resnet18(), nn.Linear(1000, num_classes))
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    def run() -> float:
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    run()
+    return statistics.median(run() for _ in range(repeats))
+
+
+def quantus_pixel_flipping(model: nn.Module, x: Tensor, target: Tensor, maps: Tensor, steps: int) -> Callable[[], object]:
+    import quantus
+
+    height, width = maps.shape[-2:]
+    metric = quantus.PixelFlipping(
+        features_in_step=x.shape[1] * height * width // steps,
+        abs=False,
+        normalise=False,
+        perturb_baseline=0.0,
+        disable_warnings=True,
+    )
+    arrays = dict(x_batch=x.cpu().numpy(), y_batch=target.cpu().numpy(), a_batch=maps[:, None].cpu().numpy())
+    device = "cuda" if x.is_cuda else "cpu"
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return metric(model=model, channel_first=True, device=device, batch_size=x.shape[0], **arrays)
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed metrics", description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--method", default="positive", help="the maps every metric is given")
+    parser.add_argument("--quantus-steps", type=int, default=48, help="steps for deletion against quantus (must divide H*W*C into whole pixels)")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = build_model().to(device).eval()
+    x = torch.rand(args.batch, 3, args.size, args.size, device=device)
+    with torch.no_grad():
+        target = model(x).argmax(dim=1)
+    method = methods.get(args.method)
+    maps = method(model, x, target)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    forward_seconds = median_seconds(forward, args.repeats, device)
+    print(
+        f"{args.batch} images 3x{args.size}x{args.size}, {type(model).__name__}, {device}, "
+        f"{torch.get_num_threads()} threads, maps of {method.name!r} ({method.direction})"
+    )
+    print(f"one batched forward: {forward_seconds * 1e3:.1f} ms ({forward_seconds / args.batch * 1e3:.2f} ms/image)\n")
+    print(f"{'metric':<28}{'ms/image':>10}{'passes':>8}{'floor ms/image':>16}{'ratio':>8}")
+
+    counting = CountingModel(model)
+    runs = [(name, {}) for name in ("deletion-paper", "deletion", "sign-flip", "insertion", "road")]
+    runs.append((f"deletion (steps={args.quantus_steps})", {"steps": args.quantus_steps}))
+    for label, settings in runs:
+        metric = metrics.get(label.split(" ")[0])
+        counting.images = 0
+        metric(counting, x, target, maps, method, **settings)
+        passes = counting.images / args.batch
+        seconds = median_seconds(lambda: metric(model, x, target, maps, method, **settings), args.repeats, device)
+        floor = passes * forward_seconds
+        print(
+            f"{label:<28}{seconds / args.batch * 1e3:>10.2f}{passes:>8.0f}"
+            f"{floor / args.batch * 1e3:>16.2f}{seconds / floor:>8.2f}"
+        )
+
+    try:
+        run = quantus_pixel_flipping(model, x, target, maps, args.quantus_steps)
+    except ImportError:
+        print("\nquantus not installed: no comparison")
+        return
+    seconds = median_seconds(run, args.repeats, device)
+    passes = args.quantus_steps
+    floor = passes * forward_seconds
+    label = f"quantus PixelFlipping ({args.quantus_steps})"
+    print(
+        f"{label:<28}{seconds / args.batch * 1e3:>10.2f}{passes:>8d}"
+        f"{floor / args.batch * 1e3:>16.2f}{seconds / floor:>8.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

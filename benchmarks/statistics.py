@@ -1,0 +1,111 @@
+"""Summary statistics and significance tests over tidy score rows (scipy)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+GROUP = ["dataset", "model", "method", "metric", "variant"]
+
+
+def bootstrap_interval(values: np.ndarray, seed: int, resamples: int = 2000) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean (scipy); a point for fewer than 2 values
+    or no spread, where resampling has nothing to say."""
+    if len(values) < 2 or np.ptp(values) == 0:
+        mean = float(values.mean()) if len(values) else float("nan")
+        return mean, mean
+    result = stats.bootstrap(
+        (values,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
+        random_state=np.random.default_rng(seed), vectorized=True,
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def summarise(scores: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Per (dataset, model, method, metric, variant): mean of the finite values, its 95%
+    bootstrap CI, n, and how many values were NaN or infinite (counted, never dropped silently)."""
+    rows = []
+    for key, block in scores.groupby(GROUP, sort=False):
+        values = block["value"].to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        low, high = bootstrap_interval(finite, seed)
+        rows.append(
+            dict(zip(GROUP, key))
+            | {
+                "mean": float(finite.mean()) if len(finite) else float("nan"),
+                "ci_low": low,
+                "ci_high": high,
+                "n": len(finite),
+                "n_nonfinite": int(len(values) - len(finite)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (len(p) - rank) * p[index])
+        adjusted[index] = min(1.0, running)
+    return adjusted
+
+
+def paired_test(method_values: np.ndarray, reference_values: np.ndarray) -> dict[str, float]:
+    """Wilcoxon signed-rank test of paired differences, with the matched-pairs
+    rank-biserial correlation as effect size (+1: the method is higher on every image)."""
+    difference = method_values - reference_values
+    nonzero = difference[difference != 0]
+    if len(nonzero) == 0:
+        return {"statistic": 0.0, "p_value": 1.0, "effect_size": 0.0, "median_difference": 0.0}
+    ranks = stats.rankdata(np.abs(nonzero))
+    positive, negative = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns about small samples; the p-value is still exact
+        result = stats.wilcoxon(method_values, reference_values, zero_method="wilcox")
+    return {
+        "statistic": float(result.statistic),
+        "p_value": float(result.pvalue),
+        "effect_size": float((positive - negative) / (positive + negative)),
+        "median_difference": float(np.median(difference)),
+    }
+
+
+def significance(scores: pd.DataFrame, reference: str = "saliency") -> pd.DataFrame:
+    """Every method against ``reference`` on the same images, per (dataset, model, metric,
+    variant); Holm-corrected across the methods of each such family."""
+    columns = GROUP + ["reference", "n", "statistic", "p_value", "p_holm", "effect_size", "median_difference"]
+    if reference not in set(scores["method"]):
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for key, block in scores.groupby(["dataset", "model", "metric", "variant"], sort=False):
+        wide = block.pivot_table(index="image", columns="method", values="value", aggfunc="first")
+        if reference not in wide:
+            continue
+        family = []
+        for method in [m for m in dict.fromkeys(block["method"]) if m != reference]:
+            pair = wide[[method, reference]].replace([np.inf, -np.inf], np.nan).dropna()
+            if len(pair) == 0:
+                continue
+            test = paired_test(pair[method].to_numpy(), pair[reference].to_numpy())
+            family.append(dict(zip(["dataset", "model", "metric", "variant"], key)) | {"method": method, "reference": reference, "n": len(pair)} | test)
+        if family:
+            adjusted = holm(np.array([row["p_value"] for row in family]))
+            for row, p in zip(family, adjusted):
+                row["p_holm"] = float(p)
+            rows += family
+    return pd.DataFrame(rows, columns=columns)
+
+
+def latex_table(summary: pd.DataFrame) -> str:
+    """summary as a LaTeX longtable: mean with its CI, one row per method and variant."""
+    table = summary.assign(
+        value=summary.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1)
+    )[GROUP + ["value", "n"]]
+    return table.to_latex(index=False, longtable=True, escape=True)

@@ -1,0 +1,99 @@
+"""Table 1: test accuracy of every shipped checkpoint beside the paper's.
+
+    python -m benchmarks.table1        # writes results/paper/table1.csv and table1.md
+
+Rows come from the manifests under results/paper/checkpoints/; a model the paper reports
+but nobody has trained here yet shows "not trained yet", and the pretrained models whose
+ImageNet weights cannot be fetched on these machines show "not run: weights unavailable".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS
+
+DATASET_LABELS = {"cifar10": "CIFAR-10 (JPEG copy)", "imagenette": "Imagenette"}
+# (model, dataset) -> the paper's test accuracy
+PAPER = {
+    ("cnn", "cifar10"): 0.6307,
+    ("cnn", "imagenette"): 0.6205,
+    ("resnet18", "cifar10"): 0.7569,
+    ("resnet18", "imagenette"): 0.8357,
+    ("resnet18-pretrained", "imagenette"): 0.9733,
+    ("convnext-tiny-pretrained", "imagenette"): 0.9932,
+}
+UNAVAILABLE = {"resnet18-pretrained", "convnext-tiny-pretrained"}
+COLUMNS = ["model", "dataset", "image_size", "epochs", "paper_accuracy", "accuracy", "difference", "status"]
+
+
+def table(checkpoints: Path = SHIPPED_CHECKPOINTS) -> pd.DataFrame:
+    manifests = {}
+    for path in sorted(checkpoints.glob("*.json")):
+        manifest = json.loads(path.read_text())
+        model = manifest["model"] + ("-pretrained" if manifest.get("pretrained") else "")
+        manifests[(model, manifest["dataset"])] = manifest
+    rows = []
+    for key in [*PAPER, *(k for k in manifests if k not in PAPER)]:
+        model, dataset = key
+        manifest = manifests.get(key)
+        paper = PAPER.get(key)
+        row = {"model": model, "dataset": DATASET_LABELS.get(dataset, dataset), "paper_accuracy": paper}
+        if manifest is not None:
+            accuracy = manifest["test_accuracy"]
+            row |= {
+                "image_size": manifest["image_size"],
+                "epochs": manifest["epochs"],
+                "accuracy": accuracy,
+                "difference": None if paper is None else round(accuracy - paper, 4),
+                "status": "trained here",
+            }
+        else:
+            row["status"] = "not run: weights unavailable" if model in UNAVAILABLE else "not trained yet"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"image_size": "Int64", "epochs": "Int64"})
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    def number(value, fmt: str) -> str:
+        return "-" if pd.isna(value) else format(value, fmt)
+
+    header = ["Model", "Dataset", "Image size", "Epochs", "Paper", "Here", "Difference", "Status"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in frame.itertuples(index=False):
+        cells = [
+            row.model,
+            row.dataset,
+            number(row.image_size, ".0f"),
+            number(row.epochs, ".0f"),
+            number(row.paper_accuracy, ".4f"),
+            number(row.accuracy, ".4f"),
+            number(row.difference, "+.4f"),
+            row.status,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        "\nTop-1 accuracy on the test split (Imagenette: val) after the final epoch. CIFAR-10 here is "
+        "a JPEG re-encoding of the official images, which moves pixel values slightly.\n"
+    )
+    return "# Table 1: test accuracy\n\n" + "\n".join(lines) + "\n" + note
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.table1", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "paper")
+    args = parser.parse_args(argv)
+    frame = table()
+    args.out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out / "table1.csv", index=False)
+    (args.out / "table1.md").write_text(markdown(frame))
+    print(markdown(frame))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Train a model with the paper's protocol; killed runs resume from their last epoch.
+
+    python -m benchmarks.train --dataset cifar10 --model cnn          # 50 epochs, as in the paper
+    python -m benchmarks.train --dataset cifar10 --model cnn --epochs 1 --limit 512 --dest /tmp/x.pt
+
+The paper: AdamW, lr 1e-3, batch 128, 50 epochs, seed 42, no augmentation, accuracy of the
+final epoch on the test split. A resume checkpoint is written (atomically) after every epoch
+in the run folder; at the end the weights go out in fp16 with a JSON manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm import tqdm
+
+from benchmarks.data import load_images
+from benchmarks.paths import SHIPPED_CHECKPOINTS, cache_dir
+from signed_saliency import datasets, models
+from signed_saliency.errors import UserError
+from signed_saliency.models.checkpoints import checkpoint_paths, half_state_dict, sha256_file, versions
+from signed_saliency.training import TrainConfig, Trainer, build_model, evaluate, permuted_labels
+
+RESUME_FILE = "resume.pt"
+# bf16 autocast + channels_last against float32, images per CPU-second on this project's
+# 2-core Xeon (AMX), one thread: cnn 1.65x faster at 32 px and 2.2x at 224 px, resnet18 3.5x
+# at 224 px, but resnet18 at 32 px 0.8x: its late feature maps (1x1 to 4x4) are too small
+# for the bf16 kernels to repay the casts.
+BF16_SLOWER_ON_CPU = {("resnet18", 32)}
+
+
+def paper_config(model: str, image_size: int, device: str = "cpu", **changes) -> TrainConfig:
+    """The paper's protocol, with bf16 + channels_last wherever they were measured faster."""
+    fast = not (torch.device(device).type == "cpu" and (model, image_size) in BF16_SLOWER_ON_CPU)
+    return TrainConfig(**{"bf16": fast, "channels_last": fast, **changes})
+
+
+def train_model(
+    dataset: str,
+    model: str,
+    *,
+    config: Optional[TrainConfig] = None,
+    image_size: Optional[int] = None,
+    device: str = "cpu",
+    limit: Optional[int] = None,
+    permute_labels: bool = False,
+    root: Optional[str | Path] = None,
+    download: bool = False,
+    out: Optional[Path] = None,
+    dest: Optional[Path] = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) one run and write ``dest`` (.pt + .json); returns the .pt path.
+
+    ``config`` defaults to :func:`paper_config`.
+    ``out`` holds the resume checkpoint (default: a folder under the cache named after the
+    run's settings); ``dest`` defaults to the shipped checkpoints for a paper-protocol run
+    and to ``out`` for a subset or permuted-label run, which must not replace those.
+    """
+    spec = datasets.get(dataset)
+    image_size = image_size or spec.default_image_size
+    config = config or paper_config(model, image_size, device)
+    train = load_images(dataset, "train", root=root, image_size=image_size, download=download)
+    if limit is not None:
+        # a seeded subset rather than the first files, which would all be one class
+        chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))[:limit]
+        train = train.subset(chosen.sort().values)
+    if permute_labels:
+        train = replace(train, labels=permuted_labels(train.labels, config.seed))
+
+    run = {
+        "dataset": dataset,
+        "model": model,
+        "image_size": image_size,
+        "limit": limit,
+        "permuted_labels": permute_labels,
+        **{k: v for k, v in config.as_dict().items() if k != "epochs"},
+    }
+    stem = f"{dataset}-{model}" + ("-permuted" if permute_labels else "")
+    run_name = f"{stem}-{hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:10]}"
+    out = Path(out) if out is not None else cache_dir() / "train" / run_name
+    default_dest = SHIPPED_CHECKPOINTS if limit is None and not permute_labels else out
+    dest = Path(dest) if dest is not None else default_dest / f"{stem}.pt"
+
+    trainer = Trainer(build_model(model, spec.num_classes, config.seed), train, config, device)
+    resume = out / RESUME_FILE
+    if resume.is_file():
+        trainer.load_state_dict(torch.load(resume, map_location=device, weights_only=True))
+    started = time.perf_counter()
+    bar = tqdm(
+        total=config.epochs * len(train),
+        initial=min(trainer.epoch, config.epochs) * len(train),
+        unit="img",
+        desc=stem,
+        disable=not progress,
+        smoothing=0.05,
+    )
+    if trainer.epoch:
+        bar.write(f"resumed {resume} after epoch {trainer.epoch}")
+    loss = float("nan")
+    while not trainer.finished:
+        epoch_start = time.perf_counter()
+        loss = trainer.train_epoch(lambda n, value: (bar.update(n), bar.set_postfix(loss=f"{value:.3f}")))
+        _save_atomic(trainer.state_dict(), resume)
+        bar.write(f"epoch {trainer.epoch}/{config.epochs} loss {loss:.4f} ({time.perf_counter() - epoch_start:.1f} s)")
+    bar.close()
+    train_seconds = time.perf_counter() - started
+
+    # measure the accuracy of the weights as shipped: rounded to fp16, loaded back as float32
+    rounded = half_state_dict(trainer.model)
+    trainer.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in rounded.items()})
+    test = load_images(dataset, spec.evaluation_split, root=root, image_size=image_size, download=download)
+    accuracy = evaluate(trainer.model, test, device=device)
+    manifest = {
+        "dataset": dataset,
+        "model": model,
+        "num_classes": spec.num_classes,
+        "class_names": list(spec.class_names),
+        "image_size": image_size,
+        "pretrained": False,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "optimizer": "AdamW",
+        "lr": config.lr,
+        "seed": config.seed,
+        "augmentation": None,
+        "bf16_autocast": config.bf16,
+        "channels_last": config.channels_last,
+        "train_images": len(train),
+        "limit": limit,
+        "permuted_labels": permute_labels,
+        "final_train_loss": None if loss != loss else round(loss, 6),
+        "test_split": spec.evaluation_split,
+        "test_images": len(test),
+        "test_accuracy": accuracy,
+        "weights_dtype": "float16",
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "train_seconds_this_session": round(train_seconds, 1),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+    }
+    write_checkpoint(rounded, manifest, dest)
+    return checkpoint_paths(dest)[0]
+
+
+def write_checkpoint(state: dict, manifest: dict, dest: Path) -> None:
+    """``<stem>.pt`` then ``<stem>.json`` (with the .pt's sha256), each replaced atomically."""
+    weights, manifest_path = checkpoint_paths(dest)
+    _save_atomic(state, weights)
+    text = json.dumps({**manifest, "sha256": sha256_file(weights)}, indent=2) + "\n"
+    _replace_atomic(manifest_path, lambda tmp: tmp.write_text(text))
+
+
+def _save_atomic(obj, path: Path) -> None:
+    _replace_atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _replace_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[list[str]] = None) -> Path:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=datasets.names())
+    parser.add_argument("--model", required=True, choices=models.names())
+    defaults = TrainConfig()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--image-size", type=int, help="resize images to this square size (default: the dataset's)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        help="bf16 autocast + channels_last (default: on, except where measured slower: resnet18 at 32 px on CPU)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch CPU threads (default 2; on a CPU shared with other jobs 1 can be much faster, "
+        "as two threads that wait on each other stall whenever either is descheduled)",
+    )
+    parser.add_argument("--limit", type=int, help="train on a seeded subset of N training images")
+    parser.add_argument("--permuted-labels", action="store_true", help="shuffle training labels (sanity check)")
+    parser.add_argument("--data-root", help="folder holding cifar10-jpg/ and imagenette2-224/ ($SIGNED_SALIENCY_DATA)")
+    parser.add_argument("--download", action="store_true", help="download the dataset with torchvision")
+    parser.add_argument("--out", type=Path, help="run folder for the resume checkpoint (default: under the cache)")
+    parser.add_argument("--dest", type=Path, help="final <stem>.pt (default: results/paper/checkpoints/)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    image_size = args.image_size or datasets.get(args.dataset).default_image_size
+    config = paper_config(args.model, image_size, args.device, epochs=args.epochs, batch_size=args.batch_size,
+                          lr=args.lr, seed=args.seed)
+    if args.bf16 is not None:
+        config = replace(config, bf16=args.bf16, channels_last=args.bf16)
+    try:
+        path = train_model(
+            args.dataset,
+            args.model,
+            config=config,
+            image_size=image_size,
+            device=args.device,
+            limit=args.limit,
+            permute_labels=args.permuted_labels,
+            root=args.data_root,
+            download=args.download,
+            out=args.out,
+            dest=args.dest,
+        )
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"wrote {path} and its manifest")
+    return path
+
+
+if __name__ == "__main__":
+    main()

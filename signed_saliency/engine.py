@@ -1,0 +1,146 @@
+"""The engine: methods x metrics on a batch of images, as tidy rows.
+
+>>> from signed_saliency import evaluate
+>>> scores = evaluate(model, images, methods=["saliency", "positive"], metrics=["deletion"])
+
+Each row of ``scores`` is one (image, method, metric, variant) with its ``value``; with
+``curves=True`` a second frame holds the per-image curves as (…, x, y) rows. Nothing is
+written to disk: the ``benchmarks`` runner adds configs, caching, shards and reports on
+top of :func:`score_batch`, the same function this uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from signed_saliency import methods as method_registry
+from signed_saliency import metrics as metric_registry
+from signed_saliency.datasets.core import GroundTruth
+from signed_saliency.methods.core import Method, evaluation_mode
+from signed_saliency.metrics.core import Metric
+
+SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value"]
+CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
+
+
+def _as_numpy(values: Tensor) -> np.ndarray:
+    return values.detach().to("cpu", torch.float64).numpy()
+
+
+def score_batch(
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    predicted: Tensor,
+    maps: Tensor,
+    method: Method,
+    metric: Metric,
+    *,
+    image_ids: Sequence[int],
+    seed: int = 0,
+    ground_truth: Optional[GroundTruth] = None,
+    settings: Optional[Mapping[str, Any]] = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One metric on one method's maps of one batch -> (score rows, curve rows)."""
+    output = metric(model, x, target, maps, method, seed=seed, ground_truth=ground_truth, **dict(settings or {}))
+    ids = np.asarray(image_ids)
+    n = len(ids)
+    score_frames = [
+        pd.DataFrame(
+            {
+                "image": ids,
+                "target": target.cpu().numpy(),
+                "predicted": predicted.cpu().numpy(),
+                "method": method.name,
+                "metric": metric.name,
+                "variant": variant,
+                "value": _as_numpy(values).reshape(n),
+            }
+        )
+        for variant, values in output.values.items()
+    ]
+    curve_frames = []
+    for variant, curve in output.curves.items():
+        y = _as_numpy(curve.y)
+        steps = y.shape[1]
+        curve_frames.append(
+            pd.DataFrame(
+                {
+                    "image": np.repeat(ids, steps),
+                    "method": method.name,
+                    "metric": metric.name,
+                    "variant": variant,
+                    "x": np.tile(_as_numpy(curve.x), n),
+                    "y": y.reshape(-1),
+                }
+            )
+        )
+    scores = pd.concat(score_frames, ignore_index=True) if score_frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame(columns=CURVE_COLUMNS)
+    return scores, curves
+
+
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    """Argmax class of each image, in eval mode, without building a graph (no_grad, not
+    inference_mode: the classes index tensors that later take part in autograd)."""
+    with evaluation_mode(model), torch.no_grad():
+        return model(x).argmax(dim=1)
+
+
+def evaluate(
+    model: nn.Module,
+    images: Tensor,
+    targets: Optional[Tensor] = None,
+    methods: Optional[Iterable[str | Method]] = None,
+    metrics: Optional[Iterable[str | Metric]] = None,
+    *,
+    settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    ground_truth: Optional[GroundTruth] = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    curves: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Tidy scores of ``methods`` x ``metrics`` on ``images`` ((N,C,H,W) floats in [0,1]).
+
+    ``targets`` default to the model's predicted classes; ``methods``/``metrics`` default
+    to everything registered; ``settings`` maps a metric name to its keyword settings.
+    Batch ``b`` draws its randomness from ``seed + b``, so results do not depend on how
+    work is split elsewhere as long as the batches are the same.
+    """
+    chosen_methods = [method_registry.get(m) if isinstance(m, str) else m for m in (methods or method_registry.names())]
+    chosen_metrics = [metric_registry.get(m) if isinstance(m, str) else m for m in (metrics or metric_registry.names())]
+    settings = settings or {}
+    for metric in chosen_metrics:
+        metric.check_settings(dict(settings.get(metric.name, {})))
+    device = next(model.parameters()).device
+    score_frames, curve_frames = [], []
+    for batch_index, start in enumerate(range(0, len(images), batch_size)):
+        x = images[start : start + batch_size].to(device)
+        predicted = predict(model, x)
+        target = predicted if targets is None else targets[start : start + batch_size].to(device)
+        truth = None
+        if ground_truth is not None:
+            truth = GroundTruth(
+                mask=ground_truth.mask[start : start + batch_size].to(device),
+                polarity=ground_truth.polarity[start : start + batch_size].to(device),
+            )
+        maps = method_registry.explain(model, x, target, chosen_methods)
+        for method in chosen_methods:
+            for metric in chosen_metrics:
+                scores, batch_curves = score_batch(
+                    model, x, target, predicted, maps[method.name], method, metric,
+                    image_ids=range(start, start + len(x)), seed=seed + batch_index,
+                    ground_truth=truth, settings=settings.get(metric.name),
+                )
+                score_frames.append(scores)
+                curve_frames.append(batch_curves)
+    scores = pd.concat(score_frames, ignore_index=True) if score_frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    if not curves:
+        return scores
+    all_curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame(columns=CURVE_COLUMNS)
+    return scores, all_curves

@@ -1,0 +1,120 @@
+"""Attribution baselines computed by captum, reduced over channels as the paper's maps are.
+
+captum returns per-channel attributions (N,C,H,W). A ``signed`` map keeps, per pixel, the
+channel value of largest magnitude with its sign (:func:`largest_magnitude`, as the
+``gradient`` map); a ``magnitude`` map takes the max over channels of absolute values
+(:func:`max_magnitude`, as ``saliency``). Every ``signed`` baseline also gets its
+sign-split pair (``<name>-positive``/``<name>-negative``) from the registry.
+
+Settings are module-level defaults and keyword options of each function; bind them with
+``methods.get(name).configure(n_steps=64)``. A target is always given (the predicted
+class when the caller gave none), and nothing here trains or changes the model. Each
+function receives its own leaf copy of the batch from :func:`explain`, so it may set
+``requires_grad`` on it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import torch
+from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, LayerAttribution, LayerGradCam
+from captum.attr import NoiseTunnel, Saliency
+from torch import Tensor, nn
+
+from signed_saliency.methods.core import largest_magnitude, max_magnitude, register
+
+IG_STEPS = 32
+# Images x steps evaluated at once: bounds memory without changing the result.
+IG_INTERNAL_BATCH_SIZE = 512
+SMOOTHGRAD_SAMPLES = 25
+# Noise std as a fraction of the input range, which is [0, 1] by the suite's contract.
+SMOOTHGRAD_NOISE = 0.15
+SMOOTHGRAD_SAMPLES_BATCH_SIZE = 5
+SMOOTHGRAD_SEED = 0
+
+
+@register("integrated-gradients", direction="signed", score="logit", family="baseline", needs="model")
+def integrated_gradients(
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    *,
+    n_steps: int = IG_STEPS,
+    internal_batch_size: Optional[int] = IG_INTERNAL_BATCH_SIZE,
+) -> Tensor:
+    """Integrated Gradients (Sundararajan et al. 2017) from a black image; signed, largest-magnitude channel."""
+    attributions = IntegratedGradients(model).attribute(
+        x, baselines=0.0, target=target, n_steps=n_steps, internal_batch_size=internal_batch_size
+    )
+    return largest_magnitude(attributions)
+
+
+@register("smoothgrad", direction="signed", score="logit", family="baseline", needs="model")
+def smoothgrad(
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    *,
+    samples: int = SMOOTHGRAD_SAMPLES,
+    noise: float = SMOOTHGRAD_NOISE,
+    samples_batch_size: Optional[int] = SMOOTHGRAD_SAMPLES_BATCH_SIZE,
+    seed: int = SMOOTHGRAD_SEED,
+) -> Tensor:
+    """SmoothGrad (Smilkov et al. 2017): mean raw dS_c/dI under Gaussian noise; signed, largest-magnitude channel.
+
+    The noise comes from a generator seeded with ``seed`` inside ``torch.random.fork_rng``,
+    so a call is reproducible and leaves the global random state as it found it.
+    """
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        attributions = NoiseTunnel(Saliency(model)).attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=samples,
+            nt_samples_batch_size=samples_batch_size,
+            stdevs=noise * (1.0 - 0.0),
+            target=target,
+            abs=False,
+        )
+    return largest_magnitude(attributions)
+
+
+@register("guided-backprop", direction="magnitude", score="logit", family="baseline", needs="model")
+def guided_backprop(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+    """Guided Backprop (Springenberg et al. 2015); magnitude: max over channels of |attribution|.
+
+    Not signed: ReLUs pass only positive gradients back, so the sign at the input is not
+    the sign of any derivative of S_c, and the map is known to barely depend on the
+    class or the weights (Nie et al. 2018; Adebayo et al. 2018). Hooks ``nn.ReLU``
+    modules, so a model using functional ReLUs gets plain gradients there.
+    """
+    with warnings.catch_warnings():
+        # captum announces its (always removed) ReLU hooks on every call.
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+        return max_magnitude(GuidedBackprop(model).attribute(x.requires_grad_(), target=target))
+
+
+@register("input-x-gradient", direction="signed", score="logit", family="baseline", needs="model")
+def input_x_gradient(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+    """Input x Gradient (Shrikumar et al. 2016): x * dS_c/dI; signed, largest-magnitude channel."""
+    return largest_magnitude(InputXGradient(model).attribute(x.requires_grad_(), target=target))
+
+
+def last_conv(model: nn.Module) -> nn.Conv2d:
+    """The model's last registered ``nn.Conv2d``: the last one applied in a model whose
+    modules are registered in the order they run (torchvision's, this suite's)."""
+    convs = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"grad-cam needs an nn.Conv2d in the model; {type(model).__name__} has none")
+    return convs[-1]
+
+
+@register("grad-cam", direction="magnitude", score="logit", family="baseline", needs="model")
+def grad_cam(model: nn.Module, x: Tensor, target: Tensor, *, interpolate_mode: str = "bilinear") -> Tensor:
+    """Grad-CAM (Selvaraju et al. 2017) on the last conv layer, ReLU'd, upsampled to the input size; magnitude."""
+    cam = LayerGradCam(model, last_conv(model)).attribute(x, target=target, relu_attributions=True)
+    cam = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode=interpolate_mode)
+    return max_magnitude(cam)

@@ -1,0 +1,153 @@
+"""Ground-truth metrics for signed-shapes: is the map on the object, with the right sign?
+
+On signed-shapes the object's pixels are what the class depends on, and its polarity says
+which way: brightening a bright object's pixels raises its class's score, darkening a dark
+one's does. So each method's claim can be checked against the truth, reading its
+``direction``:
+
+- ``increase`` (brightening here raises the score): right on bright objects;
+- ``decrease`` (darkening here raises the score; values are the strength of that claim,
+  non-negative, as ``negative`` returns them): right on dark objects;
+- ``signed``: its positive part is an increase claim and its negative part a decrease
+  claim, so on every image one part is right and the other wrong;
+- ``magnitude``: claims no direction and is read as |map| on every image.
+
+Variants: ``""`` scores the claim on the images where it is the right one, and
+``wrong-polarity`` the same claim where the object has the opposite polarity (for a
+signed map, its opposite-sign part on every image), where a faithful map puts little.
+Every variant has one value per image of the batch, so rows stay aligned across variants;
+an image a variant does not apply to (a dark object for an increase map's ``""``) is NaN,
+and summaries must drop (or count) NaN. Magnitude maps have no ``wrong-polarity``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from signed_saliency.datasets.core import GroundTruth
+from signed_saliency.methods.core import Method
+from signed_saliency.metrics.core import MetricOutput, register
+from signed_saliency.metrics.similarity import average_ranks
+
+
+def _nan_like(values: Tensor) -> Tensor:
+    return torch.full_like(values, float("nan"))
+
+
+def claims(maps: Tensor, direction: str, polarity: Tensor) -> Iterator[tuple[str, Tensor, Tensor]]:
+    """Yield (variant, score, applies): ``score`` (N,H,W) is larger where the map claims
+    more strongly what the variant checks; ``applies`` (N,) bool marks the images it checks."""
+    everywhere = torch.ones_like(polarity, dtype=torch.bool)
+    bright = polarity > 0
+    if direction == "signed":
+        oriented = maps * polarity.view(-1, 1, 1).to(maps.dtype)
+        yield "", oriented, everywhere
+        yield "wrong-polarity", -oriented, everywhere
+    elif direction == "increase":
+        yield "", maps.clamp(min=0), bright
+        yield "wrong-polarity", maps.clamp(min=0), ~bright
+    elif direction == "decrease":
+        yield "", maps.clamp(min=0), ~bright
+        yield "wrong-polarity", maps.clamp(min=0), bright
+    elif direction == "magnitude":
+        yield "", maps.abs(), everywhere
+    else:
+        raise ValueError(f"unknown direction {direction!r}")
+
+
+def _truth(maps: Tensor, ground_truth: GroundTruth) -> tuple[Tensor, Tensor]:
+    mask = ground_truth.mask.to(maps.device).bool()
+    if mask.shape != maps.shape:
+        raise ValueError(f"ground-truth masks {tuple(mask.shape)} do not match maps {tuple(maps.shape)}")
+    return mask, ground_truth.polarity.to(maps.device).long()
+
+
+def mass_inside(score: Tensor, mask: Tensor) -> Tensor:
+    """Share of each map's positive mass that lies inside its mask; 0 for a map with none."""
+    mass = score.clamp(min=0).flatten(1).double()
+    total = mass.sum(dim=1)
+    inside = (mass * mask.flatten(1)).sum(dim=1)
+    return torch.where(total > 0, inside / total.clamp(min=torch.finfo(torch.float64).tiny), 0.0).float()
+
+
+def roc_auc(score: Tensor, mask: Tensor) -> Tensor:
+    """ROC AUC of each map's scores against its mask (Mann-Whitney, ties counted half);
+    NaN where the mask is empty or full."""
+    score, mask = score.flatten(1), mask.flatten(1)
+    ranks = average_ranks(score)
+    positives = mask.sum(dim=1).double()
+    negatives = mask.shape[1] - positives
+    rank_sum = (ranks * mask).sum(dim=1)
+    auc = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+    return auc.where((positives > 0) & (negatives > 0), _nan_like(auc)).float()
+
+
+def pointing(maps: Tensor, mask: Tensor) -> Tensor:
+    """Share of the pixels where |map| peaks that lie inside the mask (1 or 0 unless the
+    peak is tied); NaN for a map that is zero everywhere."""
+    magnitude = maps.abs().flatten(1)
+    peak = magnitude.amax(dim=1, keepdim=True)
+    at_peak = magnitude == peak
+    hit = (at_peak & mask.flatten(1)).sum(dim=1).double() / at_peak.sum(dim=1)
+    return hit.where(peak.squeeze(1) > 0, _nan_like(hit)).float()
+
+
+def _per_claim(maps: Tensor, method: Method, ground_truth: GroundTruth, measure) -> MetricOutput:
+    mask, polarity = _truth(maps, ground_truth)
+    values = {}
+    for variant, score, applies in claims(maps.detach(), method.direction, polarity):
+        value = measure(score, mask)
+        values[variant] = value.where(applies, _nan_like(value))
+    return MetricOutput(values=values)
+
+
+@register("sign-localisation", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+def sign_localisation(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
+    """Share of the map's claimed mass that lies on the object (0 if it claims nothing)."""
+    return _per_claim(maps, method, ground_truth, mass_inside)
+
+
+@register("mask-auc", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+def mask_auc(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
+    """ROC AUC of the map's claim against the object mask (0.5 = chance).
+
+    The claim is the map oriented by the variant's sign (see :func:`claims`), so a signed
+    map's wrong-sign pixels rank below the pixels where it claims nothing.
+    """
+    return _per_claim(maps, method, ground_truth, roc_auc)
+
+
+@register("pointing-game", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+def pointing_game(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
+    """Whether the peak of |map| lies on the object, sign ignored (every image)."""
+    mask, _ = _truth(maps, ground_truth)
+    return MetricOutput(values={"": pointing(maps.detach(), mask)})
+
+
+@register("sign-agreement", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+def sign_agreement(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
+    """Share of the map's mass on the object whose claimed sign is the object's polarity.
+
+    A signed map's sign is its own; an increase map's mass all claims +, a decrease map's
+    all claims -, so for them this checks the method's declared direction against the
+    truth image by image (1 or 0). Magnitude maps claim no sign: empty output. NaN where
+    the map puts no mass on the object.
+    """
+    if method.direction == "magnitude":
+        return MetricOutput()
+    mask, polarity = _truth(maps, ground_truth)
+    maps = maps.detach()
+    if method.direction == "increase":
+        signed = maps.clamp(min=0)
+    elif method.direction == "decrease":
+        signed = -maps.clamp(min=0)
+    else:
+        signed = maps
+    inside = (signed * mask).flatten(1).double()
+    total = inside.abs().sum(dim=1)
+    agreeing = (inside * polarity.view(-1, 1)).clamp(min=0).sum(dim=1)
+    share = agreeing / total.clamp(min=torch.finfo(torch.float64).tiny)
+    return MetricOutput(values={"": share.where(total > 0, _nan_like(share)).float()})

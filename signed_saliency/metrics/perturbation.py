@@ -1,0 +1,217 @@
+"""What every perturbation metric shares: ranking pixels, masking them, scoring the result.
+
+A perturbation metric changes some pixels of each image, runs the model on the changed
+batch and reads the target class's score. The pieces here are the only copies of:
+
+- :func:`scoring`: model in eval mode, no autograd, everything on the model's device;
+- :func:`rank_pixels` / :func:`first_pixels`: pixel orders with seeded random tie-breaks;
+- :func:`baseline_image` / :func:`replace_pixels`: what a removed pixel becomes;
+- :func:`forward_batches`: one model call per perturbation step at most, chunked by memory;
+- :func:`class_scores`: probability, logit, margin and allegiance from the logits;
+- :func:`normalised_auc` and :func:`default_baselines`.
+
+A map ``(N,H,W)`` scores pixels, and every channel of a pixel moves together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Iterator, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+from torchvision.transforms.functional import gaussian_blur
+
+from signed_saliency.errors import UserError
+from signed_saliency.methods.core import Method, evaluation_mode
+
+# Input elements per model call: 32 images at 3x224x224, so 64 such images (and their
+# activations) take a few GB, while small images are grouped across steps to fill a call.
+FORWARD_ELEMENTS = 32 * 3 * 224 * 224
+
+BASELINES = ("black", "white", "mean", "blur")
+SCORE_NAMES = ("probability", "logit", "margin", "allegiance")
+
+
+def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return fallback
+
+
+@contextlib.contextmanager
+def scoring(model: nn.Module, *tensors: Tensor) -> Iterator[tuple[Tensor, ...]]:
+    """Eval mode (restored afterwards) and inference mode, with ``tensors`` moved to the
+    model's device, where every perturbation is built so nothing crosses devices per step."""
+    device = model_device(model, tensors[0].device if tensors else torch.device("cpu"))
+    with evaluation_mode(model), torch.inference_mode():
+        yield tuple(t.to(device) for t in tensors)
+
+
+def generator(seed: int) -> torch.Generator:
+    # A CPU generator gives the same draws whatever device the model is on.
+    return torch.Generator().manual_seed(int(seed))
+
+
+def random_keys(shape: Sequence[int], gen: torch.Generator, device: torch.device) -> Tensor:
+    return torch.rand(tuple(shape), generator=gen).to(device)
+
+
+def rank_pixels(maps: Tensor, gen: torch.Generator, *, descending: bool = True) -> Tensor:
+    """Pixel indices ``(N,H*W)`` of each map, by value, ties in a seeded random order.
+
+    Shuffling first and then sorting stably breaks ties (zeros included) at random without
+    a second sort key; the draws depend only on ``gen``, not on the device.
+    """
+    flat = maps.flatten(1)
+    shuffle = random_keys(flat.shape, gen, flat.device).argsort(dim=1)
+    order = flat.gather(1, shuffle).argsort(dim=1, descending=descending, stable=True)
+    return shuffle.gather(1, order)
+
+
+def random_ranking(maps: Tensor, gen: torch.Generator) -> Tensor:
+    """A seeded random pixel order per image, the control that ignores the map."""
+    return random_keys(maps.flatten(1).shape, gen, maps.device).argsort(dim=1)
+
+
+def positions(ranking: Tensor) -> Tensor:
+    """Inverse of a ranking: each pixel's place in it, ``(N,H*W)``."""
+    places = torch.empty_like(ranking)
+    steps = torch.arange(ranking.shape[1], device=ranking.device).expand_as(ranking)
+    return places.scatter_(1, ranking, steps)
+
+
+def first_pixels(places: Tensor, count: int | Tensor, height: int, width: int) -> Tensor:
+    """Boolean mask ``(N,1,H,W)`` of the first ``count`` pixels of each image's ranking
+    (``count`` an int or a per-image ``(N,)`` tensor), given :func:`positions`."""
+    if isinstance(count, Tensor):
+        count = count.view(-1, 1)
+    return (places < count).view(-1, 1, height, width)
+
+
+def pixel_counts(fractions: Sequence[float], pixels: int) -> list[int]:
+    """round(p * pixels) for each fraction, as plain ints (Python's rounding, as the paper)."""
+    return [int(round(float(p) * pixels)) for p in fractions]
+
+
+def replace_pixels(x: Tensor, mask: Tensor, baseline: Tensor) -> Tensor:
+    """``x`` with every channel of the masked pixels taken from ``baseline`` (anything
+    that broadcasts to ``x``: a scalar, per-channel values, an image)."""
+    return torch.where(mask, baseline, x)
+
+
+def baseline_image(
+    x: Tensor,
+    name: str,
+    *,
+    mean: Optional[Sequence[float]] = None,
+    blur_kernel: int = 11,
+    blur_sigma: float = 5.0,
+) -> Tensor:
+    """What a deleted pixel becomes: black (0), white (1), the dataset's per-channel
+    ``mean``, or the image Gaussian-blurred (kernel ``blur_kernel``, sigma ``blur_sigma``)."""
+    if name == "black":
+        return x.new_zeros(())
+    if name == "white":
+        return x.new_ones(())
+    if name == "mean":
+        if mean is None:
+            # A batch mean would make one image's result depend on its batch-mates.
+            raise UserError("baseline 'mean' needs the dataset's per-channel mean: set the metric's 'mean'")
+        values = torch.as_tensor(mean, dtype=x.dtype, device=x.device).flatten()
+        if values.numel() not in (1, x.shape[1]):
+            raise UserError(f"'mean' has {values.numel()} values for {x.shape[1]}-channel images")
+        return values.view(1, -1, 1, 1)
+    if name == "blur":
+        return gaussian_blur(x, [blur_kernel, blur_kernel], [blur_sigma, blur_sigma])
+    raise UserError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
+
+
+def default_baselines(method: Method) -> tuple[str, ...]:
+    """The baselines a map's claim implies: an increase map's pixels raise the score when
+    bright, so deleting them means darkening (black); a decrease map's the opposite
+    (white); magnitude and signed maps claim no single direction, so both."""
+    if method.direction == "increase":
+        return ("black",)
+    if method.direction == "decrease":
+        return ("white",)
+    return ("black", "white")
+
+
+def _split_call(model: nn.Module, batch: Tensor, max_elements: int) -> Tensor:
+    per_image = max(1, batch[0].numel())
+    size = max(1, max_elements // per_image)
+    return torch.cat([model(chunk).float() for chunk in batch.split(size)])
+
+
+def forward_batches(
+    model: nn.Module, batches: Iterable[Tensor], *, max_elements: int = FORWARD_ELEMENTS
+) -> list[Tensor]:
+    """Logits of each perturbed batch, in order, with at most one model call per batch.
+
+    Small batches (steps of a small-image batch) are concatenated into one call up to
+    ``max_elements`` input elements, which keeps an accelerator busy; a batch larger than
+    that is split. ``batches`` may be a generator, so at most one group of perturbed
+    images exists at a time.
+    """
+    results: list[Tensor] = []
+    pending: list[Tensor] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal pending, size
+        if pending:
+            logits = _split_call(model, torch.cat(pending) if len(pending) > 1 else pending[0], max_elements)
+            results.extend(logits.split([len(b) for b in pending]))
+        pending, size = [], 0
+
+    for batch in batches:
+        if pending and size + batch.numel() > max_elements:
+            flush()
+        pending.append(batch)
+        size += batch.numel()
+    flush()
+    return results
+
+
+def class_scores(logits: Tensor, target: Tensor, reference: Optional[Tensor] = None) -> dict[str, Tensor]:
+    """The target's softmax probability, logit and margin (its logit minus the best other
+    logit), and allegiance: 1 where the argmax equals ``reference`` (the unperturbed
+    prediction; the target itself when None). Each ``(N,)`` float."""
+    logits = logits.float()
+    index = target.view(-1, 1)
+    logit = logits.gather(1, index).squeeze(1)
+    other = logits.scatter(1, index, float("-inf")).amax(dim=1)
+    expected = target if reference is None else reference
+    return {
+        "probability": logits.softmax(dim=1).gather(1, index).squeeze(1),
+        "logit": logit,
+        "margin": logit - other,
+        "allegiance": (logits.argmax(dim=1) == expected).float(),
+    }
+
+
+def stack_scores(per_step: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """``[{score: (N,)}] * T`` -> ``{score: (N,T)}``."""
+    return {name: torch.stack([step[name] for step in per_step], dim=1) for name in per_step[0]}
+
+
+def normalised_auc(x: Tensor, y: Tensor) -> Tensor:
+    """Trapezoid area under each row of ``y`` over ``x``, divided by the x range, so a
+    constant curve's area is its value whatever grid was used."""
+    x = x.to(y)
+    if len(x) < 2:
+        return y[..., 0]
+    return torch.trapezoid(y, x, dim=-1) / (x[-1] - x[0])
+
+
+def grid(values: Sequence[float]) -> Tensor:
+    return torch.tensor([float(v) for v in values], dtype=torch.float32)
+
+
+def to_cpu(values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Float32 copies on the CPU. Called outside :func:`scoring`, the copies are ordinary
+    tensors, which callers may modify in place (inference tensors refuse that)."""
+    return {key: value.to(device="cpu", dtype=torch.float32, copy=True) for key, value in values.items()}

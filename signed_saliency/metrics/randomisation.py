@@ -1,0 +1,224 @@
+"""Sanity checks (Adebayo et al., 2018): does a map change when what it should explain does?
+
+``randomisation`` re-initialises the model's layers, from the output down, and compares
+the maps of the damaged model with the original ones; ``random-logit`` compares the map of
+the target class with the map of another class. A map that stays the same (an edge
+detector, say) explains the image, not the model: for both, lower similarity is better.
+
+Layers are the modules that own parameters directly (Conv, Linear, BatchNorm...), taken in
+``model.modules()`` order reversed so that index 0 is the output layer. Layer ``k`` is
+always re-initialised from the same seed, ``layer_seed(seed, k)``, drawn from a local
+generator, so the cascading and the independent runs give a layer the same new weights,
+the layers get different draws (Quantus 0.6 re-seeds the global RNG with one value before
+every layer), and the caller's global RNG is left as it was. Re-initialisation is the
+layer's default PyTorch initialisation (what ``reset_parameters`` does).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Iterator, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from signed_saliency.methods.core import Method, evaluation_mode
+from signed_saliency.metrics.core import Curve, MetricOutput, register
+from signed_saliency.metrics.similarity import MEASURES, Reference, check_measures
+
+MODES = ("cascading", "independent")
+
+
+def parameterised_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every module owning parameters itself, from the output down."""
+    layers = [(name, m) for name, m in model.named_modules() if next(m.parameters(recurse=False), None) is not None]
+    return layers[::-1]
+
+
+def layer_seed(seed: int, index: int) -> int:
+    """The seed layer ``index`` (0 = output layer) is re-initialised from."""
+    return seed + index
+
+
+def reinitialise_(module: nn.Module, seed: int) -> None:
+    """Give ``module`` fresh default-initialised parameters drawn from ``seed``, in place.
+
+    Conv and Linear layers are drawn exactly as their ``reset_parameters`` draws them, but
+    from a CPU generator (so the weights do not depend on the device either); a normalisation
+    layer's reset draws nothing. Any other layer runs its own ``reset_parameters`` under a
+    forked, seeded global RNG, the only way to seed code that reads the global RNG.
+    """
+    with torch.no_grad():
+        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+            generator = torch.Generator().manual_seed(seed)
+            weight = torch.empty(module.weight.shape)
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+            module.weight.copy_(weight)
+            if module.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=generator))
+        elif hasattr(module, "reset_parameters"):
+            device = next(module.parameters(recurse=False)).device
+            devices = [device.index or 0] if device.type != "cpu" else []
+            kwargs = {"device_type": device.type} if device.type != "cpu" else {}
+            with torch.random.fork_rng(devices=devices, **kwargs):
+                torch.manual_seed(seed)
+                module.reset_parameters()
+        else:
+            raise ValueError(f"cannot re-initialise {type(module).__name__}: it has no reset_parameters()")
+
+
+def measured_layers(count: int, max_layers: Optional[int], layer_stride: int) -> list[int]:
+    """Which layer indices (0 = output layer) a run measures after: every ``layer_stride``-th
+    of the top ``max_layers``, and always the deepest of them."""
+    if layer_stride < 1:
+        raise ValueError(f"layer_stride must be at least 1, got {layer_stride}")
+    depth = count if max_layers is None else min(count, max_layers)
+    chosen = list(range(0, depth, layer_stride))
+    if depth and chosen[-1] != depth - 1:
+        chosen.append(depth - 1)
+    return chosen
+
+
+def randomised_models(
+    model: nn.Module, mode: str, seed: int, indices: Sequence[int]
+) -> Iterator[tuple[int, nn.Module]]:
+    """Yield (layer index, model) for each measured index, on one deep copy of ``model``.
+
+    ``cascading``: every layer from the output down to that index is re-initialised;
+    ``independent``: only that layer, the others keep their trained values. The copy is
+    changed in place between yields; ``model`` itself is never touched.
+    """
+    damaged = copy.deepcopy(model)
+    layers = parameterised_layers(damaged)
+    if mode == "cascading":
+        done = 0
+        for index in indices:
+            while done <= index:
+                reinitialise_(layers[done][1], layer_seed(seed, done))
+                done += 1
+            yield index, damaged
+    elif mode == "independent":
+        for index in indices:
+            module = layers[index][1]
+            saved = copy.deepcopy(module.state_dict())
+            reinitialise_(module, layer_seed(seed, index))
+            yield index, damaged
+            module.load_state_dict(saved)
+    else:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def _compare(
+    method: Method, model: nn.Module, x: Tensor, target: Tensor, reference: Reference, chunk_size: int
+) -> dict[str, Tensor]:
+    """Similarity of ``method``'s maps on ``model`` with the reference maps, chunk by chunk."""
+    parts: dict[str, list[Tensor]] = {m: [] for m in reference.measures}
+    for start in range(0, len(x), chunk_size):
+        chunk = slice(start, start + chunk_size)
+        for measure, value in reference.compare(method(model, x[chunk], target[chunk]), chunk).items():
+            parts[measure].append(value)
+    return {m: torch.cat(p) for m, p in parts.items()}
+
+
+def _check(modes: Sequence[str], chunk_size: int) -> tuple[str, ...]:
+    modes = tuple(modes)
+    if not modes or any(m not in MODES for m in modes):
+        from signed_saliency.errors import UserError
+
+        raise UserError(f"randomisation modes must be among {', '.join(MODES)}, got {modes}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    return modes
+
+
+@register("randomisation", family="sanity", higher_is_better=False)
+def randomisation(
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    maps: Tensor,
+    method: Method,
+    *,
+    seed: int,
+    ground_truth=None,
+    modes: Sequence[str] = MODES,
+    measures: Sequence[str] = MEASURES,
+    max_layers: Optional[int] = None,
+    layer_stride: int = 1,
+    chunk_size: int = 32,
+    hog_cell: int = 8,
+) -> MetricOutput:
+    """Model-parameter randomisation: similarity of the maps as layers are re-initialised.
+
+    Curves ``<mode>/<measure>`` (e.g. ``cascading/spearman``) run over ``x``: 0 is the
+    unmodified model (its map recomputed, 1 for a deterministic method and the method's
+    own noise floor otherwise), and ``x = k >= 1`` is the k-th parameterised layer
+    counted from the output (1 = the output layer): in ``cascading`` mode layers 1..k are
+    re-initialised, in ``independent`` mode only layer k. ``max_layers`` stops after the top
+    ``max_layers`` layers and ``layer_stride`` measures every so many of them (the deepest
+    is always measured), which bounds the cost on deep models; cascading still
+    re-initialises every layer on the way. Values under the same variant names are each
+    image's mean similarity over the measured randomised layers (x >= 1; the unmodified
+    model is not averaged in), leaving out layers where the similarity is undefined.
+    Images are processed ``chunk_size`` at a time and one copy of the model is held.
+    """
+    del ground_truth
+    modes = _check(modes, chunk_size)
+    measures = check_measures(measures)
+    indices = measured_layers(len(parameterised_layers(model)), max_layers, layer_stride)
+    target = target.to(x.device)
+    reference = Reference(maps.to(x.device), measures, hog_cell=hog_cell)
+    unchanged = _compare(method, model, x, target, reference, chunk_size)
+    grid = torch.tensor([0] + [i + 1 for i in indices], dtype=torch.float32)
+
+    output = MetricOutput()
+    for mode in modes:
+        per_layer: dict[str, list[Tensor]] = {m: [unchanged[m]] for m in measures}
+        for _, damaged in randomised_models(model, mode, seed, indices):
+            for measure, value in _compare(method, damaged, x, target, reference, chunk_size).items():
+                per_layer[measure].append(value)
+        for measure, values in per_layer.items():
+            curve = torch.stack(values, dim=1)
+            variant = f"{mode}/{measure}"
+            output.curves[variant] = Curve(x=grid, y=curve)
+            output.values[variant] = curve[:, 1:].nanmean(dim=1) if curve.shape[1] > 1 else curve[:, 0]
+    return output
+
+
+@register("random-logit", family="sanity", higher_is_better=False)
+def random_logit(
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    maps: Tensor,
+    method: Method,
+    *,
+    seed: int,
+    ground_truth=None,
+    measures: Sequence[str] = MEASURES,
+    chunk_size: int = 32,
+    hog_cell: int = 8,
+) -> MetricOutput:
+    """Similarity of the target class's map with the map of a random other class.
+
+    The other class is drawn per image, uniformly among the classes other than the target,
+    from a generator seeded with ``seed``. One value per measure (variants ``spearman``,
+    ``spearman-abs``, ``ssim``, ``hog``).
+    """
+    del ground_truth
+    measures = check_measures(measures)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    with evaluation_mode(model), torch.no_grad():
+        num_classes = model(x[:1]).shape[1]
+    if num_classes < 2:
+        return MetricOutput()
+    generator = torch.Generator().manual_seed(seed)
+    draw = torch.randint(num_classes - 1, (len(x),), generator=generator)
+    target_cpu = target.cpu()
+    other = (draw + (draw >= target_cpu).long()).to(x.device)
+    reference = Reference(maps.to(x.device), measures, hog_cell=hog_cell)
+    return MetricOutput(values=_compare(method, model, x, other, reference, chunk_size))

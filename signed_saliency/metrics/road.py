@@ -1,0 +1,189 @@
+"""ROAD (Rong et al., ICML 2022): remove pixels by noisy linear imputation, not a constant.
+
+A black or white patch is itself a signal the model reacts to; ROAD instead fills each
+removed pixel with the weighted mean of its 8 neighbours (1/6 direct, 1/12 diagonal),
+so a removed region is a smooth interpolation of its border, plus a little noise so the
+filled region cannot be recognised by its smoothness.
+
+quantus 0.6's ``ROAD`` ranks channel values but imputes pixels, so it raises IndexError on
+RGB input of any size; this one ranks and imputes pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy.sparse import csc_matrix
+from scipy.sparse.linalg import splu
+from torch import Tensor, nn
+
+from signed_saliency.metrics.core import Curve, MetricOutput, register
+from signed_saliency.metrics.perturbation import (
+    class_scores,
+    first_pixels,
+    forward_batches,
+    generator,
+    grid,
+    normalised_auc,
+    pixel_counts,
+    positions,
+    rank_pixels,
+    scoring,
+    stack_scores,
+    to_cpu,
+)
+
+# (row offset, column offset, weight): the ROAD paper's 8-neighbourhood.
+_NEIGHBOURS = np.array(
+    [(-1, -1, 1 / 12), (-1, 0, 1 / 6), (-1, 1, 1 / 12), (0, -1, 1 / 6), (0, 1, 1 / 6), (1, -1, 1 / 12), (1, 0, 1 / 6), (1, 1, 1 / 12)]
+)
+ORDERS = ("morf", "lerf")
+
+
+def imputation_system(removed: np.ndarray) -> tuple[csc_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    """The linear system of the removed pixels of one image ``(H,W)`` or of several
+    ``(G,H,W)`` at once (then block-diagonal: no equation crosses images).
+
+    For each removed pixel i with in-image neighbours j (weights w_ij):
+    ``sum_j w_ij * v_i - sum_{j removed} w_ij * v_j = sum_{j kept} w_ij * x_j``, i.e.
+    v_i is the weighted mean of its neighbours, those off the image left out (as ROAD and
+    quantus do). Returns the sparse matrix, the removed pixels' flat indices ``(k,)``
+    (image-major), and the kept neighbours' flat indices and weights ``(8,k)`` (weight 0
+    where the neighbour is removed or off the image), from which any channel's
+    right-hand side is built.
+    """
+    images, height, width = removed.reshape(-1, *removed.shape[-2:]).shape
+    pixels = np.flatnonzero(removed)
+    count = pixels.size
+    unknown = np.full(images * height * width, -1)
+    unknown[pixels] = np.arange(count)
+    image, within = np.divmod(pixels, height * width)
+    rows, cols = np.divmod(within, width)
+    near_rows = rows[None, :] + _NEIGHBOURS[:, :1].astype(int)
+    near_cols = cols[None, :] + _NEIGHBOURS[:, 1:2].astype(int)
+    inside = (near_rows >= 0) & (near_rows < height) & (near_cols >= 0) & (near_cols < width)
+    near = np.where(inside, (image * height + near_rows) * width + near_cols, 0)
+    weights = np.where(inside, _NEIGHBOURS[:, 2:3], 0.0)
+    near_unknown = np.where(inside, unknown[near], -1)
+    coupled = near_unknown >= 0
+    equation = np.broadcast_to(np.arange(count), near.shape)
+    diagonal = np.arange(count)
+    matrix = csc_matrix(
+        (
+            np.concatenate([weights.sum(axis=0), -weights[coupled]]),
+            (np.concatenate([diagonal, equation[coupled]]), np.concatenate([diagonal, near_unknown[coupled]])),
+        ),
+        shape=(count, count),
+    )
+    return matrix, pixels, near, np.where(coupled, 0.0, weights)
+
+
+def _solve(images: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """``images`` (G,C,H,W) float64 with the ``removed`` (G,H,W) pixels imputed, no noise."""
+    matrix, pixels, near, known_weights = imputation_system(removed)
+    # channels first, then every image's pixels in one flat axis
+    values = images.transpose(1, 0, 2, 3).reshape(images.shape[1], -1)
+    if pixels.size:
+        right = (values[:, near] * known_weights[None]).sum(axis=1).T
+        # The matrix is symmetric positive definite (weights are symmetric, each diagonal
+        # at least its row's off-diagonal sum): a symmetric ordering without pivoting
+        # fills in far less than the default column ordering.
+        factor = splu(matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        values[:, pixels] = factor.solve(np.ascontiguousarray(right)).T
+    return values.reshape(images.shape[1], images.shape[0], *images.shape[2:]).transpose(1, 0, 2, 3)
+
+
+def _add_noise(images: np.ndarray, removed: np.ndarray, noise: float, rng: np.random.Generator) -> None:
+    """ROAD's noisy variant: ``noise`` * N(0,1) on every removed value, drawn in
+    image-major pixel order, so the draws do not depend on how images were grouped."""
+    if noise:
+        channels_last = images.transpose(0, 2, 3, 1)
+        channels_last[removed] += noise * rng.standard_normal((int(removed.sum()), images.shape[1]))
+
+
+def impute(image: np.ndarray, removed: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """``image`` (C,H,W) with the ``removed`` (H,W) pixels linearly imputed from their
+    neighbours plus ``noise`` * N(0,1); one factorisation solves every channel."""
+    filled = _solve(image[None].astype(np.float64), removed[None])
+    _add_noise(filled, removed[None], noise, rng)
+    return filled[0].astype(image.dtype)
+
+
+def _workers() -> int:
+    # The solves run between model calls, so they may take the cores torch uses, no more.
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1, 8))
+
+
+def impute_batch(
+    x: Tensor, removed: Tensor, noise: float, rng: np.random.Generator, pool: ThreadPoolExecutor, workers: int
+) -> Tensor:
+    """:func:`impute` for a batch ``x`` (N,C,H,W) and masks ``removed`` (N,1,H,W).
+
+    Each worker solves one block-diagonal system for a slice of the images (SuperLU
+    releases the GIL), so building and factorising cost one call per slice, not per image.
+    """
+    images = x.detach().to(device="cpu", dtype=torch.float64).numpy()
+    masks = removed[:, 0].cpu().numpy()
+    slices = np.array_split(np.arange(len(images)), min(workers, len(images)))
+    parts = pool.map(lambda part: _solve(images[part], masks[part]), [part for part in slices if part.size])
+    filled = np.concatenate(list(parts))
+    _add_noise(filled, masks, noise, rng)
+    return torch.from_numpy(filled).to(device=x.device, dtype=x.dtype)
+
+
+@register("road", family="perturbation", higher_is_better=True)
+def road(
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    maps: Tensor,
+    method,
+    *,
+    seed: int = 0,
+    ground_truth=None,
+    fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    noise: float = 0.01,
+) -> MetricOutput:
+    """ROAD: accuracy and probability as the most (MoRF) or least (LeRF) relevant pixels are imputed.
+
+    Pixels rank by map value, highest first (a signed map by its signed value), ties at
+    random from ``seed``; MoRF removes the first round(p*H*W), LeRF the last. Curves
+    ``{morf,lerf}/{accuracy,probability}`` over ``fractions`` (accuracy: argmax equals
+    ``target``); values ``accuracy`` and ``probability``: LeRF's normalised AUC minus
+    MoRF's (higher: the map separates relevant from irrelevant pixels better).
+    """
+    if not fractions or max(fractions) >= 1 or min(fractions) < 0:
+        # Removing every pixel leaves no border to impute from (a singular system).
+        raise ValueError("road fractions must lie in [0, 1)")
+    height, width = maps.shape[-2:]
+    counts = pixel_counts(fractions, height * width)
+    xs = grid(fractions)
+    output = MetricOutput()
+    curves: dict[str, Tensor] = {}
+    workers = _workers()
+    with scoring(model, x, target, maps) as (x, target, maps), ThreadPoolExecutor(workers) as pool:
+        places = positions(rank_pixels(maps, generator(seed)))
+        reverse = height * width - 1 - places
+        removed = {
+            "morf": lambda count: first_pixels(places, count, height, width),
+            "lerf": lambda count: first_pixels(reverse, count, height, width),
+        }
+        jobs = [(order, count) for order in ORDERS for count in counts]
+        rng = np.random.default_rng(seed)
+        batches = (impute_batch(x, removed[order](count), noise, rng, pool, workers) for order, count in jobs)
+        logits = forward_batches(model, batches)
+        for i, order in enumerate(ORDERS):
+            scores = stack_scores([class_scores(lg, target) for lg in logits[i * len(counts) : (i + 1) * len(counts)]])
+            curves[f"{order}/accuracy"] = scores["allegiance"]
+            curves[f"{order}/probability"] = scores["probability"]
+    for key, curve in to_cpu(curves).items():
+        output.curves[key] = Curve(xs, curve)
+    for score in ("accuracy", "probability"):
+        output.values[score] = normalised_auc(xs, output.curves[f"lerf/{score}"].y) - normalised_auc(
+            xs, output.curves[f"morf/{score}"].y
+        )
+    return output

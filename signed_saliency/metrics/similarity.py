@@ -1,0 +1,154 @@
+"""How alike two batches of maps are, image by image: the measures of Adebayo et al. (2018).
+
+:func:`similarities` compares two (N,H,W) batches and returns ``{measure: (N,)}``, float32
+on the first batch's device, 1 for identical maps; a :class:`Reference` does the same
+against one batch many times (a randomisation run compares with the original maps once per
+layer) and computes the reference side's ranks and features only once. The measures:
+
+- ``spearman``: Spearman rank correlation of the raw maps (ties get their average rank,
+  as in ``scipy.stats.spearmanr``);
+- ``spearman-abs``: the same on the maps' absolute values;
+- ``ssim``: structural similarity of the 2-D maps (``skimage.metrics.structural_similarity``);
+- ``hog``: Pearson correlation of the maps' HOG features (``skimage.feature.hog``).
+
+SSIM and HOG see each map divided by its largest absolute value first. A map's units are
+arbitrary and a randomised model's gradients can be orders of magnitude smaller than the
+trained one's; without this SSIM's luminance and contrast terms would measure that scale
+rather than the map's structure (Quantus' MPRT normalises by the maximum too). The two
+rank correlations need no normalisation. A similarity that is undefined (a constant map
+has no ranks to correlate, a constant HOG no variance) is NaN rather than a made-up value.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+from torch import Tensor
+
+MEASURES = ("spearman", "spearman-abs", "ssim", "hog")
+
+
+def average_ranks(values: Tensor) -> Tensor:
+    """Ranks 1..L along the last dimension of (N,L) ``values``, ties sharing their mean
+    rank; float64."""
+    length = values.shape[1]
+    sorted_values, order = values.sort(dim=1)
+    position = torch.arange(length, device=values.device).expand_as(sorted_values)
+    differs = sorted_values[:, 1:] != sorted_values[:, :-1]
+    edge = torch.ones_like(sorted_values[:, :1], dtype=torch.bool)
+    starts = torch.cat([edge, differs], dim=1)
+    ends = torch.cat([differs, edge], dim=1)
+    # Each element's tie group runs from the last start at or before it to the first end
+    # at or after it; its members share the mean of those positions.
+    first = torch.where(starts, position, 0).cummax(dim=1).values
+    last = torch.where(ends, position, length).flip(1).cummin(dim=1).values.flip(1)
+    ranks_sorted = (first + last).double() / 2 + 1
+    return torch.empty_like(ranks_sorted).scatter_(1, order, ranks_sorted)
+
+
+def _standardised(values: Tensor) -> Tensor:
+    """Rows of (N,L) centred and scaled to unit norm, float64; NaN rows where constant."""
+    values = values.double()
+    centred = values - values.mean(dim=1, keepdim=True)
+    norm = centred.square().sum(dim=1, keepdim=True).sqrt()
+    return torch.where(norm > 0, centred / norm.clamp(min=torch.finfo(torch.float64).tiny), float("nan"))
+
+
+def _correlate(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum(dim=1).clamp(-1, 1).float()
+
+
+def pearson(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise Pearson correlation of (N,L) tensors; NaN where a row is constant."""
+    return _correlate(_standardised(a), _standardised(b))
+
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    return pearson(average_ranks(a.flatten(1)), average_ranks(b.flatten(1)))
+
+
+def _scaled(maps: Tensor) -> np.ndarray:
+    """Maps as float64 numpy, each divided by its largest absolute value (zero maps kept)."""
+    maps = maps.detach().double().cpu()
+    peak = maps.flatten(1).abs().amax(dim=1).clamp(min=torch.finfo(torch.float64).tiny)
+    return (maps / peak.view(-1, 1, 1)).numpy()
+
+
+def _ssim_pairs(first: np.ndarray, second: np.ndarray) -> Tensor:
+    """SSIM of each pair of scaled maps, with the data range spanned by the pair (as
+    Quantus does)."""
+    from skimage.metrics import structural_similarity
+
+    side = min(first.shape[1:])
+    window = min(7, side if side % 2 else side - 1)
+    result = np.full(len(first), np.nan)
+    with threadpool_limits(1):
+        for i, (one, other) in enumerate(zip(first, second)):
+            data_range = float(max(one.max(), other.max()) - min(one.min(), other.min()))
+            if data_range > 0:
+                result[i] = structural_similarity(one, other, win_size=window, data_range=data_range)
+    return torch.from_numpy(result).float()
+
+
+def _hog_features(scaled: np.ndarray, pixels_per_cell: int) -> Tensor:
+    """HOG features (9 orientations, 3x3-cell blocks) of each scaled map, (N,F) float64."""
+    from skimage.feature import hog as hog_features
+
+    # Small maps still get at least one block of 3x3 cells.
+    cell = max(1, min(pixels_per_cell, min(scaled.shape[1:]) // 3))
+    with threadpool_limits(1):
+        return torch.from_numpy(
+            np.stack(
+                [hog_features(m, orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(3, 3)) for m in scaled]
+            )
+        )
+
+
+def check_measures(measures: Iterable[str]) -> tuple[str, ...]:
+    measures = tuple(measures)
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        from signed_saliency.errors import UserError
+
+        raise UserError(f"unknown similarity measure {', '.join(map(repr, unknown))}; valid: {', '.join(MEASURES)}")
+    return measures
+
+
+class Reference:
+    """Maps that other maps will be compared with, possibly many times (once per
+    randomised layer): what each measure needs of them is computed once, here."""
+
+    def __init__(self, maps: Tensor, measures: Iterable[str] = MEASURES, *, hog_cell: int = 8):
+        self.measures = check_measures(measures)
+        self.hog_cell = hog_cell
+        self.device = maps.device
+        self._prepared = {m: self._prepare(m, maps.detach()) for m in self.measures}
+
+    def _prepare(self, measure: str, maps: Tensor):
+        if measure == "spearman":
+            return _standardised(average_ranks(maps.flatten(1)))
+        if measure == "spearman-abs":
+            return _standardised(average_ranks(maps.abs().flatten(1)))
+        if measure == "ssim":
+            return _scaled(maps)
+        return _standardised(_hog_features(_scaled(maps), self.hog_cell)).to(maps.device)
+
+    def compare(self, maps: Tensor, index: slice = slice(None)) -> dict[str, Tensor]:
+        """``{measure: (n,)}``: similarity of ``maps`` (n,H,W) with reference maps ``index``."""
+        maps = maps.detach().to(self.device)
+        result = {}
+        for measure in self.measures:
+            mine, theirs = self._prepared[measure][index], self._prepare(measure, maps)
+            if measure == "ssim":
+                result[measure] = _ssim_pairs(mine, theirs).to(self.device)
+            else:
+                result[measure] = _correlate(mine, theirs)
+        return result
+
+
+def similarities(a: Tensor, b: Tensor, measures: Iterable[str] = MEASURES, *, hog_cell: int = 8) -> dict[str, Tensor]:
+    """``{measure: (N,)}`` for two (N,H,W) batches of maps."""
+    return Reference(a, measures, hog_cell=hog_cell).compare(b)

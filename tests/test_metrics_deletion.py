@@ -1,0 +1,163 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from signed_saliency import metrics
+from signed_saliency.errors import UserError
+from signed_saliency.methods.core import Method
+from signed_saliency.metrics.deletion import PAPER_FRACTIONS, paper_masks
+
+
+def _method(direction):
+    return Method(name=f"test-{direction}", fn=lambda *args: None, direction=direction)
+
+
+class Recorder(nn.Module):
+    """A 'classifier' that keeps every image it is shown, in order; its logits are the
+    first pixels of channel 0, so perturbations do change its argmax."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.classes = classes
+        self.seen = []
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return x[:, 0].flatten(1)[:, : self.classes] * self.scale
+
+    def images(self, n):
+        """Everything seen, as (calls of n images, n, C, H, W)."""
+        seen = torch.cat(self.seen)
+        return seen.view(-1, n, *seen.shape[1:])
+
+
+HAND_MAP = torch.tensor(
+    [[0.0, 0.0, 1.0, 2.0], [2.0, 2.0, 3.0, 4.0], [4.0, 5.0, 6.0, 7.0], [8.0, 8.0, 8.0, 9.0]]
+)
+
+
+def test_paper_rule_on_a_hand_built_map():
+    # sorted: 9 8 8 8 7 6 5 4 4 3 2 2 2 1 0 0; value = sorted[round(p*16)]; delete > value and != 0
+    fractions = (0.0, 0.05, 0.2, 0.3, 0.5, 0.9)
+    masks = paper_masks(HAND_MAP[None], fractions)[:, 0]
+    expected = [
+        HAND_MAP > 9,  # p=0: index 0 is the maximum, nothing is above it
+        HAND_MAP > 8,  # p=.05: round(.8)=1 -> 8: only the 9
+        HAND_MAP > 8,  # p=.2: round(3.2)=3 -> still 8: tied pixels at the threshold stay
+        HAND_MAP > 6,  # p=.3: round(4.8)=5 -> 6
+        HAND_MAP > 4,  # p=.5: round(8.0)=8 -> 4 (7 pixels, not 8)
+        HAND_MAP > 0,  # p=.9: round(14.4)=14 -> 0: everything but the zeros
+    ]
+    for mask, want in zip(masks, expected):
+        assert torch.equal(mask, want)
+    # min-max normalisation: an offset map deletes the same pixels, its minimum never
+    shifted = paper_masks((HAND_MAP + 5)[None], fractions)[:, 0]
+    assert torch.equal(shifted, masks)
+    assert int(masks[-1].sum()) == 14
+
+
+def test_paper_constant_map_deletes_nothing():
+    masks = paper_masks(torch.zeros(2, 4, 4), PAPER_FRACTIONS)
+    assert not masks.any()
+
+
+@pytest.mark.parametrize("direction,expected", [("increase", {"black": 0.0}), ("decrease", {"white": 1.0})])
+def test_deletion_paper_sets_every_channel_to_the_baseline(direction, expected):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 4, 4) * 0.8 + 0.1
+    model = Recorder()
+    fractions = (0.0, 0.05, 0.3, 0.9)
+    out = metrics.get("deletion-paper")(model, x, torch.zeros(1, dtype=torch.long), HAND_MAP[None], _method(direction), fractions=fractions)
+    assert set(out.values) == set(expected)
+    (name, value), = expected.items()
+    steps = model.images(1)[1:, 0]  # after the unperturbed reference
+    for step, mask in zip(steps, paper_masks(HAND_MAP[None], fractions)[:, 0]):
+        assert torch.all(step[:, mask] == value)
+        assert torch.equal(step[:, ~mask], x[0][:, ~mask])
+    curve = out.curves[name]
+    assert curve.y.shape == (1, len(fractions))
+    assert torch.allclose(out.values[name], torch.trapezoid(curve.y, curve.x, dim=1))
+
+
+def test_deletion_paper_variants_and_auc():
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 8, 8)
+    maps = torch.zeros(3, 8, 8)  # nothing deleted: allegiance 1 throughout, AUC 0.9
+    for direction, variants in [("magnitude", {"black", "white"}), ("signed", {"black", "white"})]:
+        out = metrics.get("deletion-paper")(Recorder(), x, torch.zeros(3, dtype=torch.long), maps, _method(direction))
+        assert set(out.values) == variants
+        for value in out.values.values():
+            assert torch.allclose(value, torch.full((3,), 0.9))
+
+
+def test_deletion_removes_exactly_round_p_hw_pixels_in_map_order():
+    torch.manual_seed(0)
+    n, steps = 2, 5
+    x = torch.rand(n, 3, 6, 6) * 0.8 + 0.1
+    maps = torch.randn(n, 6, 6)
+    model = Recorder()
+    out = metrics.get("deletion")(model, x, torch.zeros(n, dtype=torch.long), maps, _method("signed"), steps=steps)
+    seen = model.images(n)[1:]  # black steps then white steps, after the unperturbed pass
+    assert seen.shape[0] == 2 * steps
+    order = maps.flatten(1).argsort(dim=1, descending=True)  # signed: most positive first
+    for k in range(1, steps + 1):
+        count = round(k / steps * 36)
+        for baseline, value in ((0, 0.0), (1, 1.0)):
+            image = seen[baseline * steps + k - 1]
+            deleted = (image == value).all(dim=1).flatten(1)
+            assert (deleted.sum(dim=1) == count).all()
+            assert torch.equal(deleted.gather(1, order[:, :count]), torch.ones(n, count, dtype=torch.bool))
+    assert set(out.values) == {f"{b}/{s}" for b in ("black", "white") for s in ("probability", "logit", "margin", "allegiance")}
+    curve = out.curves["black/logit"]
+    assert curve.y.shape == (n, steps + 1) and torch.allclose(curve.x, torch.linspace(0, 1, steps + 1))
+
+
+def test_deletion_breaks_ties_at_random_but_by_seed():
+    x = torch.rand(1, 3, 8, 8) * 0.8 + 0.1
+    maps = torch.zeros(1, 8, 8)
+
+    def deleted(seed):
+        model = Recorder()
+        metrics.get("deletion")(model, x, torch.zeros(1, dtype=torch.long), maps, _method("increase"), steps=4, seed=seed)
+        return (model.images(1)[1, 0] == 0).all(dim=0)
+
+    first = deleted(0)
+    assert int(first.sum()) == 16
+    assert torch.equal(first, deleted(0))
+    assert not torch.equal(first, deleted(1))
+    assert first.flatten()[:16].sum() < 16  # not simply the first pixels in memory order
+
+
+def test_deletion_baselines_defaults_and_mode(tiny_cnn):
+    x = torch.rand(2, 3, 16, 16)
+    target = torch.tensor([1, 2])
+    maps = torch.rand(2, 16, 16)
+    tiny_cnn.train()
+    deletion = metrics.get("deletion")
+    assert {k.split("/")[0] for k in deletion(tiny_cnn, x, target, maps, _method("increase"), steps=4).values} == {"black"}
+    assert {k.split("/")[0] for k in deletion(tiny_cnn, x, target, maps, _method("decrease"), steps=4).values} == {"white"}
+    out = deletion(tiny_cnn, x, target, maps, _method("magnitude"), steps=4, baselines=("blur", "mean"), mean=(0.5, 0.4, 0.3))
+    assert {k.split("/")[0] for k in out.values} == {"blur", "mean"}
+    assert tiny_cnn.training  # restored
+    for key, value in out.values.items():
+        assert value.shape == (2,) and torch.isfinite(value).all()
+        if key.endswith(("probability", "allegiance")):
+            assert ((0 <= value) & (value <= 1)).all()
+    with pytest.raises(UserError):
+        deletion(tiny_cnn, x, target, maps, _method("increase"), baselines=("mean",))
+    with pytest.raises(UserError):
+        deletion(tiny_cnn, x, target, maps, _method("increase"), no_such_setting=1)
+
+
+def test_deletion_first_step_is_the_unperturbed_image(tiny_cnn):
+    x = torch.rand(3, 3, 16, 16)
+    target = torch.tensor([0, 1, 2])
+    out = metrics.get("deletion")(tiny_cnn, x, target, torch.rand(3, 16, 16), _method("increase"), steps=8)
+    with torch.no_grad():
+        probability = tiny_cnn.eval()(x).softmax(dim=1)[torch.arange(3), target]
+    assert torch.allclose(out.curves["black/probability"].y[:, 0], probability, atol=1e-6)
+    assert torch.equal(out.curves["black/allegiance"].y[:, 0], torch.ones(3))
+    assert math.isclose(float(out.curves["black/probability"].x[-1]), 1.0)

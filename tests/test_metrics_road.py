@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import torch
+
+from signed_saliency import metrics
+from signed_saliency.methods.core import Method
+from signed_saliency.metrics.road import impute
+
+OFFSETS = {(-1, -1): 1 / 12, (-1, 0): 1 / 6, (-1, 1): 1 / 12, (0, -1): 1 / 6, (0, 1): 1 / 6, (1, -1): 1 / 12, (1, 0): 1 / 6, (1, 1): 1 / 12}
+
+
+def _dense_imputation(image, removed):
+    """The ROAD equations written out one pixel at a time and solved densely."""
+    height, width = removed.shape
+    unknowns = [tuple(p) for p in np.argwhere(removed)]
+    index = {p: i for i, p in enumerate(unknowns)}
+    a = np.zeros((len(unknowns), len(unknowns)))
+    b = np.zeros((len(unknowns), image.shape[0]))
+    for i, (r, c) in enumerate(unknowns):
+        for (dr, dc), w in OFFSETS.items():
+            rr, cc = r + dr, c + dc
+            if 0 <= rr < height and 0 <= cc < width:
+                a[i, i] += w
+                if removed[rr, cc]:
+                    a[i, index[(rr, cc)]] -= w
+                else:
+                    b[i] += w * image[:, rr, cc]
+    out = image.copy()
+    solution = np.linalg.solve(a, b)
+    for i, (r, c) in enumerate(unknowns):
+        out[:, r, c] = solution[i]
+    return out
+
+
+def test_imputation_equals_a_dense_solve():
+    rng = np.random.default_rng(3)
+    image = rng.random((3, 6, 5))
+    removed = rng.random((6, 5)) < 0.5
+    removed[0, 0] = removed[5, 4] = True  # corners: fewer neighbours
+    ours = impute(image, removed, noise=0.0, rng=rng)
+    np.testing.assert_allclose(ours, _dense_imputation(image, removed), atol=1e-12)
+    assert np.array_equal(ours[:, ~removed], image[:, ~removed])
+    noisy = impute(image, removed, noise=0.01, rng=np.random.default_rng(0))
+    assert 0 < np.abs(noisy - ours).max() < 0.1
+
+
+def _method(direction):
+    return Method(name=f"test-{direction}", fn=lambda *args: None, direction=direction)
+
+
+def test_road_runs_on_rgb_32x32_and_reports_the_gap():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)).train()
+    x = torch.rand(4, 3, 32, 32)
+    target = torch.tensor([0, 1, 2, 3])
+    maps = torch.rand(4, 32, 32)
+    out = metrics.get("road")(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
+    assert model.training
+    assert set(out.curves) == {f"{o}/{s}" for o in ("morf", "lerf") for s in ("accuracy", "probability")}
+    assert set(out.values) == {"accuracy", "probability"}
+    for score in ("accuracy", "probability"):
+        gap = out.values[score]
+        assert gap.shape == (4,) and torch.isfinite(gap).all()
+        lerf, morf = out.curves[f"lerf/{score}"], out.curves[f"morf/{score}"]
+        assert torch.allclose(gap, torch.trapezoid(lerf.y - morf.y, lerf.x, dim=1) / 0.6, atol=1e-6)
+    again = metrics.get("road")(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
+    assert torch.equal(again.curves["morf/probability"].y, out.curves["morf/probability"].y)
+
+
+def test_road_removes_most_then_least_relevant_pixels():
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.clone())
+            return x.flatten(1)[:, :3]
+
+    x = torch.rand(1, 3, 8, 8)
+    maps = torch.arange(64.0).view(1, 8, 8)
+    metrics.get("road")(Recorder(), x, torch.zeros(1, dtype=torch.long), maps, _method("increase"), fractions=(0.25,), noise=0.0)
+    morf, lerf = torch.cat(seen)
+    changed = lambda image: (image != x[0]).any(dim=0).flatten()  # noqa: E731
+    assert torch.equal(changed(morf).nonzero().flatten(), torch.arange(48, 64))
+    assert torch.equal(changed(lerf).nonzero().flatten(), torch.arange(0, 16))
+
+
+def test_road_rejects_removing_everything(tiny_cnn):
+    with pytest.raises(ValueError):
+        metrics.get("road")(tiny_cnn, torch.rand(1, 3, 8, 8), torch.zeros(1, dtype=torch.long), torch.rand(1, 8, 8), _method("increase"), fractions=(1.0,))

@@ -1,0 +1,191 @@
+"""End to end: the runner on a tiny config (2 methods, 2 metrics, 8 images)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmarks import plan as plan_module
+from benchmarks import report, run
+from benchmarks.train import write_checkpoint
+from signed_saliency import methods, models
+from signed_saliency.models.checkpoints import half_state_dict
+
+TINY = """
+seed = 3
+batch_size = 4
+methods = ["saliency", "positive"]
+metrics = ["deletion", "sparseness"]
+examples = 2
+
+[[datasets]]
+name = "signed-shapes"
+split = "test"
+n_images = 8
+models = ["cnn"]
+options = {{ n = 40 }}
+
+[settings.deletion]
+steps = {steps}
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A cache holding a seeded, untrained signed-shapes CNN, and a tiny config file."""
+    monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = models.get("cnn").build(num_classes=10)
+    manifest = {"dataset": "signed-shapes", "model": "cnn", "num_classes": 10, "image_size": 32, "epochs": 0}
+    write_checkpoint(half_state_dict(model), manifest, tmp_path / "cache" / "checkpoints" / "signed-shapes-cnn.pt")
+
+    def config(steps: int = 4) -> str:
+        path = tmp_path / f"tiny-{steps}.toml"
+        path.write_text(textwrap.dedent(TINY.format(steps=steps)))
+        return str(path)
+
+    return tmp_path, config
+
+
+def run_ok(*argv: str) -> None:
+    assert run.main([*argv, "--quiet"]) == 0
+
+
+def test_tiny_run_writes_tidy_results(workspace):
+    tmp, config = workspace
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    scores = pd.read_csv(tmp / "a" / "scores.csv")
+    assert {"dataset", "model", "method", "metric", "variant", "image", "value", "target", "predicted", "label"} <= set(scores)
+    assert set(scores["method"]) == {"saliency", "positive"}
+    assert set(scores["metric"]) == {"deletion", "sparseness"}
+    assert scores.groupby(["method", "metric", "variant"])["image"].nunique().eq(8).all()
+    summary = pd.read_csv(tmp / "a" / "summary.csv")
+    assert (summary["n"] + summary["n_nonfinite"]).eq(8).all()
+    assert (summary["ci_low"] <= summary["mean"] + 1e-12).all() and (summary["mean"] <= summary["ci_high"] + 1e-12).all()
+    significance = pd.read_csv(tmp / "a" / "significance.csv")
+    assert set(significance["method"]) == {"positive"} and significance["p_holm"].between(0, 1).all()
+    for name in ["curves.csv", "summary.md", "summary.tex", "manifest.json", "plan.json"]:
+        assert (tmp / "a" / name).is_file(), name
+    assert list((tmp / "a" / "figures").glob("maps-*.png")) and list((tmp / "a" / "figures").glob("curves-*.pdf"))
+
+
+def test_killed_run_resumes_to_the_same_scores(workspace, monkeypatch):
+    tmp, config = workspace
+    run_ok("--config", config(), "--out", str(tmp / "whole"))
+
+    saved = []
+    real_save = plan_module.save_shard
+
+    def save_then_die(*args, **kwargs):
+        if len(saved) == 3:
+            raise KeyboardInterrupt
+        real_save(*args, **kwargs)
+        saved.append(args[1])
+
+    monkeypatch.setattr(run, "save_shard", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run.main(["--config", config(), "--out", str(tmp / "killed"), "--quiet"])
+    assert len(list((tmp / "killed" / "shards").rglob("*.pkl"))) == 3
+    monkeypatch.setattr(run, "save_shard", real_save)
+
+    computed = []
+    real_score = run.score_batch
+
+    def counting_score(*args, **kwargs):
+        computed.append(args[5].name)
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(run, "score_batch", counting_score)
+    run_ok("--config", config(), "--out", str(tmp / "killed"))
+    assert len(computed) == 8 - 3  # 2 batches x 2 methods x 2 metrics, 3 already done
+    assert (tmp / "killed" / "scores.csv").read_bytes() == (tmp / "whole" / "scores.csv").read_bytes()
+
+
+def test_changed_settings_make_shards_stale(workspace):
+    tmp, config = workspace
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    assert len(list((tmp / "a" / "shards").rglob("*.pkl"))) == 8
+    run_ok("--config", config(steps=5), "--out", str(tmp / "a"))
+    assert len(list((tmp / "a" / "shards").rglob("*.pkl"))) == 8 + 4  # only deletion's shards are new
+    scores = pd.read_csv(tmp / "a" / "scores.csv")
+    curves = pd.read_csv(tmp / "a" / "curves.csv")
+    deletion_steps = curves[curves["metric"] == "deletion"].groupby(["method", "variant", "image"])["x"].nunique()
+    assert deletion_steps.eq(6).all()  # 5 steps + the unperturbed start; no stale 4-step rows mixed in
+    assert len(scores) == len(scores.drop_duplicates(["method", "metric", "variant", "image"]))
+
+
+def test_two_shards_merged_equal_one_run(workspace):
+    tmp, config = workspace
+    run_ok("--config", config(), "--out", str(tmp / "whole"))
+    run_ok("--config", config(), "--out", str(tmp / "s0"), "--shard", "0/2")
+    run_ok("--config", config(), "--out", str(tmp / "s1"), "--shard", "1/2")
+    assert report.main([str(tmp / "s0"), str(tmp / "s1"), "--out", str(tmp / "merged"), "--no-figures"]) == 0
+    for name in ["scores.csv", "summary.csv", "significance.csv"]:
+        assert (tmp / "merged" / name).read_bytes() == (tmp / "whole" / name).read_bytes(), name
+
+
+PLUGIN = '''
+import torch
+from signed_saliency.methods import register
+
+@register("brightness-test", direction="increase", score="logit", family="user", needs="model")
+def brightness(model, x, target):
+    """The image's grey level (a model-independent toy method)."""
+    return x.mean(dim=1)
+
+@register("broken-test", direction="magnitude", score="logit", family="user", needs="model")
+def broken(model, x, target):
+    """A map of NaN, to check that non-finite values are counted, not crashed on."""
+    return torch.full(x.shape[:1] + x.shape[2:], float("nan"))
+'''
+
+
+def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
+    tmp, config = workspace
+    (tmp / "user_methods_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp))
+    try:
+        assert run.main(["--plugin", "user_methods_plugin", "--list"]) == 0
+        assert "brightness-test" in capsys.readouterr().out
+        run_ok("--config", config(), "--plugin", "user_methods_plugin", "--methods", "saliency,brightness-test,broken-test",
+               "--out", str(tmp / "p"))
+        summary = pd.read_csv(tmp / "p" / "summary.csv")
+        assert {"brightness-test", "broken-test"} <= set(summary["method"])
+        assert summary.loc[summary["method"] == "broken-test", "n_nonfinite"].gt(0).any()
+        assert "brightness-test" in (tmp / "p" / "summary.md").read_text()
+    finally:
+        for name in ["brightness-test", "broken-test"]:
+            methods.registry._entries.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--methods", "salience"], "unknown method 'salience'"),
+        (["--metrics", "nope"], "unknown metric 'nope'"),
+        (["--config", "no-such-config"], "unknown config 'no-such-config'"),
+        (["--datasets", "cifar10", "--data-root", "/nonexistent/data"], "/nonexistent/data"),
+        (["--shard", "2/2"], "0 <= i < n"),
+        (["--plugin", "no_such_plugin_module"], "plugin module 'no_such_plugin_module' not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(workspace, capsys, argv, message):
+    tmp, config = workspace
+    args = ["--config", config(), "--out", str(tmp / "x"), *argv] if "--config" not in argv else [*argv, "--out", str(tmp / "x")]
+    assert run.main([*args, "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and error.startswith("error: ") and "\n" not in error and "Traceback" not in error
+
+
+def test_unknown_config_key_and_unwritable_output(workspace, capsys):
+    tmp, config = workspace
+    bad = tmp / "bad.toml"
+    bad.write_text(open(config()).read().replace("seed = 3", "seeed = 3"))
+    assert run.main(["--config", str(bad), "--quiet"]) == 2
+    assert "unknown config key 'seeed'" in capsys.readouterr().err
+    (tmp / "a-file").write_text("")
+    assert run.main(["--config", config(), "--out", str(tmp / "a-file" / "sub"), "--quiet"]) == 2
+    assert "cannot write to output folder" in capsys.readouterr().err

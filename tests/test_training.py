@@ -1,0 +1,101 @@
+import json
+
+import pytest
+import torch
+
+from benchmarks import train
+from signed_saliency import datasets
+from signed_saliency.models.checkpoints import load_checkpoint
+from signed_saliency.training import TrainConfig, Trainer, build_model, evaluate, permuted_labels
+
+CONFIG = TrainConfig(epochs=2, batch_size=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def subset():
+    return datasets.get("cifar10").load("sample").subset(torch.arange(64))
+
+
+def weights(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_resumed_run_matches_an_unbroken_one(subset, tmp_path):
+    unbroken = Trainer(build_model("cnn", 10, CONFIG.seed), subset, CONFIG)
+    while not unbroken.finished:
+        unbroken.train_epoch()
+
+    first = Trainer(build_model("cnn", 10, CONFIG.seed), subset, CONFIG)
+    first.train_epoch()
+    torch.save(first.state_dict(), tmp_path / "resume.pt")
+    del first  # the process dies here
+    resumed = Trainer(build_model("cnn", 10, seed=999), subset, CONFIG)
+    resumed.load_state_dict(torch.load(tmp_path / "resume.pt", weights_only=True))
+    assert resumed.epoch == 1
+    resumed.train_epoch()
+
+    assert resumed.finished
+    a, b = weights(unbroken), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["0.weight"], build_model("cnn", 10, CONFIG.seed).state_dict()["0.weight"])
+
+
+def test_a_different_protocol_is_not_resumed(subset):
+    trainer = Trainer(build_model("cnn", 10, 0), subset, CONFIG)
+    other = Trainer(build_model("cnn", 10, 0), subset, TrainConfig(epochs=2, batch_size=16, seed=4))
+    with pytest.raises(ValueError, match="config"):
+        other.load_state_dict(trainer.state_dict())
+
+
+def test_training_lowers_the_loss_and_evaluate_counts(subset):
+    trainer = Trainer(build_model("cnn", 10, 0), subset, TrainConfig(epochs=8, batch_size=16, bf16=False))
+    losses = [trainer.train_epoch() for _ in range(8)]
+    assert losses[-1] < losses[0]
+    accuracy = evaluate(trainer.model, subset, batch_size=32)
+    assert 0.0 <= accuracy <= 1.0 and accuracy * len(subset) == int(accuracy * len(subset))
+
+
+def test_permuted_labels_keep_the_label_counts():
+    labels = torch.arange(10).repeat(5)
+    permuted = permuted_labels(labels, seed=0)
+    assert torch.equal(permuted.bincount(), labels.bincount()) and not torch.equal(permuted, labels)
+    assert torch.equal(permuted, permuted_labels(labels, seed=0))
+
+
+def test_paper_config_turns_bf16_off_only_where_it_was_slower():
+    assert train.paper_config("cnn", 32).bf16 and train.paper_config("resnet18", 224).bf16
+    slow = train.paper_config("resnet18", 32, epochs=3)
+    assert not slow.bf16 and not slow.channels_last and slow.epochs == 3
+    assert train.paper_config("resnet18", 32, device="cuda").bf16
+
+
+def test_cli_resumes_after_an_interruption(data_root, tmp_path, monkeypatch):
+    """A run stopped after its first epoch and restarted ends with the weights of a run
+    never stopped, and writes an fp16 checkpoint whose manifest says what it is."""
+    monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
+    common = ["--dataset", "cifar10", "--model", "cnn", "--limit", "64", "--batch-size", "16", "--threads", "1"]
+    unbroken = train.main([*common, "--epochs", "2", "--out", str(tmp_path / "a"), "--dest", str(tmp_path / "a.pt")])
+
+    calls = []
+    original = Trainer.train_epoch
+
+    def killed_in_second_epoch(self, on_batch=None):
+        calls.append(self.epoch)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, on_batch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_second_epoch)
+    args = [*common, "--epochs", "2", "--out", str(tmp_path / "b"), "--dest", str(tmp_path / "b.pt")]
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = train.main(args)
+
+    a, b = (torch.load(path, weights_only=True) for path in (unbroken, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    model, manifest = load_checkpoint(resumed, expect={"dataset": "cifar10", "model": "cnn", "epochs": 2})
+    assert manifest["train_images"] == 64 and manifest["weights_dtype"] == "float16"
+    assert manifest["test_images"] == 10_000 and 0 <= manifest["test_accuracy"] <= 1
+    assert json.loads(resumed.with_suffix(".json").read_text())["sha256"] == manifest["sha256"]
+    assert all(v.dtype == torch.float16 for v in b.values())
