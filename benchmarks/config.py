@@ -48,8 +48,9 @@ class DatasetRun:
     n_images: Optional[int] = None  # None: the whole split
     image_size: Optional[int] = None  # None: the dataset's default
     options: dict[str, Any] = field(default_factory=dict)  # extra loader keywords
-    # Epochs to train a missing checkpoint with on first use (None: a missing one is an error).
-    train_epochs: Optional[int] = None
+    # How to train a missing checkpoint on first use: TrainConfig fields such as epochs and
+    # batch_size (None: a missing checkpoint is an error that says how to train one).
+    train: Optional[dict[str, Any]] = None
 
 
 @dataclass

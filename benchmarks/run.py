@@ -171,7 +171,7 @@ def load_model(
     candidates = [SHIPPED_CHECKPOINTS / f"{stem}.pt", cache_dir() / "checkpoints" / f"{stem}.pt"]
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is None:
-        if dataset_run.train_epochs is None:
+        if dataset_run.train is None:
             raise UserError(
                 f"no trained {model_name!r} for {dataset_run.name!r}: looked for {candidates[0]} and {candidates[1]}; "
                 f"train one with: python -m benchmarks.train --dataset {dataset_run.name} --model {model_name}"
@@ -179,9 +179,13 @@ def load_model(
         from benchmarks.train import train_model
         from signed_saliency.training import TrainConfig
 
+        try:
+            train_config = TrainConfig(**dataset_run.train)
+        except TypeError as error:
+            raise UserError(f"bad train settings for {dataset_run.name!r}: {error}") from None
         path = candidates[1]
         train_model(
-            dataset_run.name, model_name, config=TrainConfig(epochs=dataset_run.train_epochs),
+            dataset_run.name, model_name, config=train_config,
             image_size=image_size, device=str(device), dest=path, progress=not quiet,
         )
     model, manifest = load_checkpoint(path, expect={"dataset": dataset_run.name, "model": model_name})

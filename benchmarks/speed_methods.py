@@ -1,6 +1,6 @@
 """Speed of the gradient methods against the paper code's way, on the CIFAR-10 ResNet18.
 
-    python -m benchmarks.speed methods [--batch 64] [--repeats 5] [--threads 2] [--device cpu]
+    python -m benchmarks.speed methods [--batch 64] [--repeats 5] [--threads 2] [--device cpu] [--clock wall]
 
 Random weights: the cost of a pass does not depend on them. Each row is the median of
 ``--repeats`` timed runs after one warm-up run.
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from signed_saliency import methods, models
 
 PAPER_MAPS = ("saliency", "positive", "negative", "active", "inactive")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def paper_way_active(model: nn.Module, images: Tensor) -> Tensor:
@@ -70,16 +71,18 @@ def func_all_class(model: nn.Module, x: Tensor) -> Tensor:
     return grads
 
 
-def median_seconds(cases: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
-    """Median wall time of each case over ``repeats`` rounds after a warm-up round. Rounds
-    run every case in turn, so a load change on a shared machine hits every case alike."""
+def median_seconds(
+    cases: dict[str, Callable[[], object]], repeats: int, device: torch.device, clock: Callable[[], float]
+) -> dict[str, float]:
+    """Median time of each case over ``repeats`` rounds after a warm-up round. Rounds run
+    every case in turn, so a load change on a shared machine hits every case alike."""
 
     def run(fn: Callable[[], object]) -> float:
-        start = time.perf_counter()
+        start = clock()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return time.perf_counter() - start
+        return clock() - start
 
     for fn in cases.values():
         run(fn)
@@ -98,6 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="cpu: this process's CPU time, steadier than wall time on a machine others are loading",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -118,10 +127,10 @@ def main(argv: list[str] | None = None) -> None:
         active: lambda: methods.get("active")(model, x),
         paper_way: lambda: paper_way_active(model, x),
     }
-    rows = median_seconds(cases, args.repeats, device)
+    rows = median_seconds(cases, args.repeats, device, CLOCKS[args.clock])
     print(
         f"resnet18, {args.classes} classes, batch {args.batch} of 3x{args.size}x{args.size}, {device}, "
-        f"{args.threads} threads, median of {args.repeats} interleaved rounds"
+        f"{args.threads} threads, {args.clock} time, median of {args.repeats} interleaved rounds"
     )
     width = max(map(len, rows))
     for name, seconds in rows.items():

@@ -85,7 +85,7 @@ def significance(scores: pd.DataFrame, reference: str = "saliency") -> pd.DataFr
         return pd.DataFrame(columns=columns)
     rows = []
     for key, block in scores.groupby(["dataset", "model", "metric", "variant"], sort=False):
-        wide = block.pivot_table(index="image", columns="method", values="value", aggfunc="first")
+        wide = block.pivot(index="image", columns="method", values="value")
         if reference not in wide:
             continue
         family = []

@@ -94,9 +94,11 @@ def train_model(
 
     trainer = Trainer(build_model(model, spec.num_classes, config.seed), train, config, device)
     resume = out / RESUME_FILE
+    seconds = 0.0  # training time over every session of this run
     if resume.is_file():
-        trainer.load_state_dict(torch.load(resume, map_location=device, weights_only=True))
-    started = time.perf_counter()
+        state = torch.load(resume, map_location=device, weights_only=True)
+        trainer.load_state_dict(state)
+        seconds = state.get("train_seconds", 0.0)
     bar = tqdm(
         total=config.epochs * len(train),
         initial=min(trainer.epoch, config.epochs) * len(train),
@@ -111,10 +113,11 @@ def train_model(
     while not trainer.finished:
         epoch_start = time.perf_counter()
         loss = trainer.train_epoch(lambda n, value: (bar.update(n), bar.set_postfix(loss=f"{value:.3f}")))
-        _save_atomic(trainer.state_dict(), resume)
-        bar.write(f"epoch {trainer.epoch}/{config.epochs} loss {loss:.4f} ({time.perf_counter() - epoch_start:.1f} s)")
+        epoch_seconds = time.perf_counter() - epoch_start
+        seconds += epoch_seconds
+        _save_atomic({**trainer.state_dict(), "train_seconds": seconds}, resume)
+        bar.write(f"epoch {trainer.epoch}/{config.epochs} loss {loss:.4f} ({epoch_seconds:.1f} s)")
     bar.close()
-    train_seconds = time.perf_counter() - started
 
     # measure the accuracy of the weights as shipped: rounded to fp16, loaded back as float32
     rounded = half_state_dict(trainer.model)
@@ -146,7 +149,7 @@ def train_model(
         "weights_dtype": "float16",
         "device": device,
         "threads": torch.get_num_threads(),
-        "train_seconds_this_session": round(train_seconds, 1),
+        "train_seconds": round(seconds, 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
     }

@@ -22,8 +22,9 @@ from signed_saliency.datasets.core import ImageSet
 @dataclass(frozen=True)
 class TrainConfig:
     """The paper's protocol by default; ``bf16`` autocasts forward passes to bfloat16 and
-    ``channels_last`` stores activations NHWC (together several times faster on CPUs with
-    AMX/AVX512-BF16, and on GPUs)."""
+    ``channels_last`` stores activations NHWC: together up to 3.5x faster on CPUs with AMX
+    and on GPUs, though not for every model and size (``benchmarks.train.paper_config``
+    turns them off where they were measured slower)."""
 
     epochs: int = 50
     batch_size: int = 128

@@ -27,6 +27,17 @@ def test_missing_root_names_where_and_how(tmp_path, name, split):
     assert str(tmp_path / "nowhere") in message and "SIGNED_SALIENCY_DATA" in message and "--download" in message
 
 
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(CIFAR10, "download", offline)
+    with pytest.raises(DatasetNotFoundError, match="could not download CIFAR-10"):
+        datasets.get("cifar10").load("test", root=tmp_path, download=True)
+
+
 def test_cifar10_folder(data_root):
     images = datasets.get("cifar10").load("test", root=data_root, per_class=3)
     assert images.images.shape == (30, 3, 32, 32) and images.images.dtype == torch.uint8

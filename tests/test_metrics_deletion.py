@@ -70,7 +70,8 @@ def test_deletion_paper_sets_every_channel_to_the_baseline(direction, expected):
     x = torch.rand(1, 3, 4, 4) * 0.8 + 0.1
     model = Recorder()
     fractions = (0.0, 0.05, 0.3, 0.9)
-    out = metrics.get("deletion-paper")(model, x, torch.zeros(1, dtype=torch.long), HAND_MAP[None], _method(direction), fractions=fractions)
+    target = torch.zeros(1, dtype=torch.long)
+    out = metrics.get("deletion-paper")(model, x, target, HAND_MAP[None], _method(direction), fractions=fractions)
     assert set(out.values) == set(expected)
     (name, value), = expected.items()
     steps = model.images(1)[1:, 0]  # after the unperturbed reference
@@ -99,7 +100,8 @@ def test_deletion_removes_exactly_round_p_hw_pixels_in_map_order():
     x = torch.rand(n, 3, 6, 6) * 0.8 + 0.1
     maps = torch.randn(n, 6, 6)
     model = Recorder()
-    out = metrics.get("deletion")(model, x, torch.zeros(n, dtype=torch.long), maps, _method("signed"), steps=steps)
+    target = torch.zeros(n, dtype=torch.long)
+    out = metrics.get("deletion")(model, x, target, maps, _method("signed"), steps=steps)
     seen = model.images(n)[1:]  # black steps then white steps, after the unperturbed pass
     assert seen.shape[0] == 2 * steps
     order = maps.flatten(1).argsort(dim=1, descending=True)  # signed: most positive first
@@ -110,7 +112,8 @@ def test_deletion_removes_exactly_round_p_hw_pixels_in_map_order():
             deleted = (image == value).all(dim=1).flatten(1)
             assert (deleted.sum(dim=1) == count).all()
             assert torch.equal(deleted.gather(1, order[:, :count]), torch.ones(n, count, dtype=torch.bool))
-    assert set(out.values) == {f"{b}/{s}" for b in ("black", "white") for s in ("probability", "logit", "margin", "allegiance")}
+    scores = ("probability", "logit", "margin", "allegiance")
+    assert set(out.values) == {f"{b}/{s}" for b in ("black", "white") for s in scores}
     curve = out.curves["black/logit"]
     assert curve.y.shape == (n, steps + 1) and torch.allclose(curve.x, torch.linspace(0, 1, steps + 1))
 
@@ -121,7 +124,8 @@ def test_deletion_breaks_ties_at_random_but_by_seed():
 
     def deleted(seed):
         model = Recorder()
-        metrics.get("deletion")(model, x, torch.zeros(1, dtype=torch.long), maps, _method("increase"), steps=4, seed=seed)
+        target = torch.zeros(1, dtype=torch.long)
+        metrics.get("deletion")(model, x, target, maps, _method("increase"), steps=4, seed=seed)
         return (model.images(1)[1, 0] == 0).all(dim=0)
 
     first = deleted(0)
@@ -137,10 +141,16 @@ def test_deletion_baselines_defaults_and_mode(tiny_cnn):
     maps = torch.rand(2, 16, 16)
     tiny_cnn.train()
     deletion = metrics.get("deletion")
-    assert {k.split("/")[0] for k in deletion(tiny_cnn, x, target, maps, _method("increase"), steps=4).values} == {"black"}
-    assert {k.split("/")[0] for k in deletion(tiny_cnn, x, target, maps, _method("decrease"), steps=4).values} == {"white"}
-    out = deletion(tiny_cnn, x, target, maps, _method("magnitude"), steps=4, baselines=("blur", "mean"), mean=(0.5, 0.4, 0.3))
-    assert {k.split("/")[0] for k in out.values} == {"blur", "mean"}
+
+    def baselines(direction, **settings):
+        out = deletion(tiny_cnn, x, target, maps, _method(direction), steps=4, **settings)
+        return out, {key.split("/")[0] for key in out.values}
+
+    assert baselines("increase")[1] == {"black"}
+    assert baselines("decrease")[1] == {"white"}
+    assert baselines("signed")[1] == {"black", "white"}
+    out, names = baselines("magnitude", baselines=("blur", "mean"), mean=(0.5, 0.4, 0.3))
+    assert names == {"blur", "mean"}
     assert tiny_cnn.training  # restored
     for key, value in out.values.items():
         assert value.shape == (2,) and torch.isfinite(value).all()

@@ -6,7 +6,7 @@ from signed_saliency import metrics
 from signed_saliency.methods.core import Method
 from signed_saliency.metrics.road import impute
 
-OFFSETS = {(-1, -1): 1 / 12, (-1, 0): 1 / 6, (-1, 1): 1 / 12, (0, -1): 1 / 6, (0, 1): 1 / 6, (1, -1): 1 / 12, (1, 0): 1 / 6, (1, 1): 1 / 12}
+OFFSETS = {(dr, dc): 1 / 6 if dr == 0 or dc == 0 else 1 / 12 for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc}
 
 
 def _dense_imputation(image, removed):
@@ -77,7 +77,8 @@ def test_road_removes_most_then_least_relevant_pixels():
 
     x = torch.rand(1, 3, 8, 8)
     maps = torch.arange(64.0).view(1, 8, 8)
-    metrics.get("road")(Recorder(), x, torch.zeros(1, dtype=torch.long), maps, _method("increase"), fractions=(0.25,), noise=0.0)
+    target = torch.zeros(1, dtype=torch.long)
+    metrics.get("road")(Recorder(), x, target, maps, _method("increase"), fractions=(0.25,), noise=0.0)
     morf, lerf = torch.cat(seen)
     changed = lambda image: (image != x[0]).any(dim=0).flatten()  # noqa: E731
     assert torch.equal(changed(morf).nonzero().flatten(), torch.arange(48, 64))
@@ -86,4 +87,11 @@ def test_road_removes_most_then_least_relevant_pixels():
 
 def test_road_rejects_removing_everything(tiny_cnn):
     with pytest.raises(ValueError):
-        metrics.get("road")(tiny_cnn, torch.rand(1, 3, 8, 8), torch.zeros(1, dtype=torch.long), torch.rand(1, 8, 8), _method("increase"), fractions=(1.0,))
+        metrics.get("road")(
+            tiny_cnn,
+            torch.rand(1, 3, 8, 8),
+            torch.zeros(1, dtype=torch.long),
+            torch.rand(1, 8, 8),
+            _method("increase"),
+            fractions=(1.0,),
+        )

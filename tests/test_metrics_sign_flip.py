@@ -72,7 +72,8 @@ def test_sign_flip_curves_and_moves(linear_model):
     target = torch.zeros(4, dtype=torch.long)
     method = methods.get("positive")
     maps = method(linear_model, x, target)
-    out = metrics.get("sign-flip")(linear_model, x, target, maps, method, fractions=(0.1, 0.5), regimes=("small",), eps=0.2)
+    settings = dict(fractions=(0.1, 0.5), regimes=("small",), eps=0.2)
+    out = metrics.get("sign-flip")(linear_model, x, target, maps, method, **settings)
     curve = out.curves["small/logit/against"]
     assert torch.allclose(curve.x, torch.tensor([0.0, 0.1, 0.5]))
     assert torch.equal(curve.y[:, 0], torch.zeros(4))

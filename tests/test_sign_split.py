@@ -107,3 +107,13 @@ def test_sign_split_is_a_pure_function_of_the_parent():
     positive, negative = sign_split(parent)
     assert (positive.name, negative.name) == ("gradient-positive", "gradient-negative")
     assert positive == methods.get("gradient-positive") and negative == methods.get("gradient-negative")
+
+
+def test_a_variant_name_already_taken_refuses_the_whole_method():
+    methods.register("test-clash-positive", direction="magnitude", needs="gradients")(lambda g: g.target[:, 0])
+    try:
+        with pytest.raises(ValueError, match="test-clash-positive"):
+            methods.register("test-clash", direction="signed", needs="gradients")(lambda g: g.target[:, 0])
+        assert "test-clash" not in methods.names()
+    finally:
+        methods.registry.unregister("test-clash-positive")

@@ -80,7 +80,10 @@ def _load_torchvision(split: str, root: Optional[Path], image_size: int, downloa
 
     if root is None:
         raise DatasetNotFoundError("CIFAR-10 needs a data root: set --data-root or $SIGNED_SALIENCY_DATA")
-    source = CIFAR10(str(root), train=split == "train", download=download)
+    try:
+        source = CIFAR10(str(root), train=split == "train", download=download)
+    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
+        raise DatasetNotFoundError(f"could not download CIFAR-10 into {root}: {error}") from None
     images = torch.from_numpy(source.data).permute(0, 3, 1, 2).contiguous()
     if image_size != images.shape[-1]:
         images = TF.resize(images, [image_size, image_size], antialias=True)

@@ -78,5 +78,8 @@ def _download(split: str, root: Optional[Path]) -> Path:
         ) from None
     if root is None:
         raise DatasetNotFoundError("Imagenette needs a data root: set --data-root or $SIGNED_SALIENCY_DATA")
-    Imagenette(str(root), split=split, size=TORCHVISION_SIZE, download=True)
+    try:
+        Imagenette(str(root), split=split, size=TORCHVISION_SIZE, download=True)
+    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
+        raise DatasetNotFoundError(f"could not download Imagenette into {root}: {error}") from None
     return root / TORCHVISION_FOLDER / split

@@ -29,7 +29,8 @@ IG_STEPS = 32
 # Images x steps evaluated at once: bounds memory without changing the result.
 IG_INTERNAL_BATCH_SIZE = 512
 SMOOTHGRAD_SAMPLES = 25
-# Noise std as a fraction of the input range, which is [0, 1] by the suite's contract.
+# The suite's images lie in [0, 1]; SmoothGrad's noise std is a fraction of this range.
+INPUT_RANGE = 1.0
 SMOOTHGRAD_NOISE = 0.15
 SMOOTHGRAD_SAMPLES_BATCH_SIZE = 5
 SMOOTHGRAD_SEED = 0
@@ -64,8 +65,10 @@ def smoothgrad(
 ) -> Tensor:
     """SmoothGrad (Smilkov et al. 2017): mean raw dS_c/dI under Gaussian noise; signed, largest-magnitude channel.
 
-    The noise comes from a generator seeded with ``seed`` inside ``torch.random.fork_rng``,
-    so a call is reproducible and leaves the global random state as it found it.
+    torch is seeded with ``seed`` inside ``torch.random.fork_rng`` before the noise is
+    drawn, so a call is reproducible and leaves the global random state as it found it.
+    (The paper code's SmoothGrad averages |gradient|, a magnitude map; this one keeps the
+    sign so that it can be split and compared with the signed maps.)
     """
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -75,7 +78,7 @@ def smoothgrad(
             nt_type="smoothgrad",
             nt_samples=samples,
             nt_samples_batch_size=samples_batch_size,
-            stdevs=noise * (1.0 - 0.0),
+            stdevs=noise * INPUT_RANGE,
             target=target,
             abs=False,
         )

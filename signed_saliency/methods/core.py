@@ -76,7 +76,7 @@ class Method:
     needs: Needs = "model"
     description: str = ""
     split_signs: bool = False
-    parent: Optional["Method"] = field(default=None, repr=False)
+    parent: Optional[Method] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -93,7 +93,7 @@ class Method:
     def __call__(self, model: nn.Module, x: Tensor, target: Optional[Tensor] = None) -> Tensor:
         return explain(model, x, target, [self])[self.name]
 
-    def configure(self, **options) -> "Method":
+    def configure(self, **options) -> Method:
         """The same method (name and claims) with keyword options bound, e.g.
         ``methods.get("integrated-gradients").configure(n_steps=64)``; a sign-split
         variant passes them to its parent."""
@@ -144,15 +144,18 @@ def _build_method(
 
 
 class MethodRegistry(Registry[Method]):
-    """The registry of methods. Adding a method whose ``split_signs`` is set (the default
-    for a ``signed`` one) adds its sign-split variants right after it, so the rule holds
-    for a user's method in any module, whatever the import order."""
+    """The registry of methods. Adding a method whose ``split_signs`` is set (what the
+    decorator sets for a ``signed`` one unless told otherwise) adds its sign-split
+    variants right after it, so the rule holds for a user's method in any module,
+    whatever the import order."""
 
     def add(self, name: str, entry: Method) -> Method:
+        variants = sign_split(entry) if entry.split_signs else ()
+        for taken in [v.name for v in variants if v.name in self]:
+            raise ValueError(f"method {taken!r} is registered twice")
         super().add(name, entry)
-        if entry.split_signs:
-            for variant in sign_split(entry):
-                super().add(variant.name, variant)
+        for variant in variants:
+            super().add(variant.name, variant)
         return entry
 
     def unregister(self, name: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Sequence
 
 from torch import Tensor, nn
 
@@ -69,7 +68,9 @@ def insertion(
     with scoring(model, x, target, maps) as (x, target, maps):
         blurred = baseline_image(x, "blur", blur_kernel=blur_kernel, blur_sigma=blur_sigma)
         gen = generator(seed)
-        orders = {name: positions(rank_pixels(key, gen)) for name, key in insertion_orders(maps, method.direction).items()}
+        orders = {
+            name: positions(rank_pixels(key, gen)) for name, key in insertion_orders(maps, method.direction).items()
+        }
         # Every order starts from the same blurred image and ends at the original one.
         ends = forward_batches(model, [blurred, x])
         batches = (

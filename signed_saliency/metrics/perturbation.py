@@ -30,7 +30,6 @@ from signed_saliency.methods.core import Method, evaluation_mode
 FORWARD_ELEMENTS = 32 * 3 * 224 * 224
 
 BASELINES = ("black", "white", "mean", "blur")
-SCORE_NAMES = ("probability", "logit", "margin", "allegiance")
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -55,7 +54,7 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-def random_keys(shape: Sequence[int], gen: torch.Generator, device: torch.device) -> Tensor:
+def _random_keys(shape: Sequence[int], gen: torch.Generator, device: torch.device) -> Tensor:
     return torch.rand(tuple(shape), generator=gen).to(device)
 
 
@@ -66,14 +65,14 @@ def rank_pixels(maps: Tensor, gen: torch.Generator, *, descending: bool = True) 
     a second sort key; the draws depend only on ``gen``, not on the device.
     """
     flat = maps.flatten(1)
-    shuffle = random_keys(flat.shape, gen, flat.device).argsort(dim=1)
+    shuffle = _random_keys(flat.shape, gen, flat.device).argsort(dim=1)
     order = flat.gather(1, shuffle).argsort(dim=1, descending=descending, stable=True)
     return shuffle.gather(1, order)
 
 
 def random_ranking(maps: Tensor, gen: torch.Generator) -> Tensor:
     """A seeded random pixel order per image, the control that ignores the map."""
-    return random_keys(maps.flatten(1).shape, gen, maps.device).argsort(dim=1)
+    return _random_keys(maps.flatten(1).shape, gen, maps.device).argsort(dim=1)
 
 
 def positions(ranking: Tensor) -> Tensor:
@@ -140,10 +139,20 @@ def default_baselines(method: Method) -> tuple[str, ...]:
     return ("black", "white")
 
 
+def _input_dtype(model: nn.Module) -> Optional[torch.dtype]:
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
 def _split_call(model: nn.Module, batch: Tensor, max_elements: int) -> Tensor:
     per_image = max(1, batch[0].numel())
     size = max(1, max_elements // per_image)
-    return torch.cat([model(chunk).float() for chunk in batch.split(size)])
+    # Perturbations are built in float32 like the maps; a model cast to bf16 or fp16
+    # gets its own dtype only at the call, and its logits come back as float32.
+    dtype = _input_dtype(model) or batch.dtype
+    return torch.cat([model(chunk.to(dtype)).float() for chunk in batch.split(size)])
 
 
 def forward_batches(

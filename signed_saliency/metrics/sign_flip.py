@@ -81,11 +81,12 @@ def sign_flip(
     For each k in ``fractions`` and each regime (``saturate``: to 0 or 1; ``small``: by
     ``eps``, clipped to [0,1]) three perturbations: the map's top-k% pixels moved against
     its claim (``against``), the same pixels moved the other way (``along``), and k%
-    random pixels (drawn from ``seed``) moved against. Increase and decrease maps rank
-    by value; signed maps rank by |map| and move each pixel against its own sign.
+    random pixels (drawn from ``seed``) moved against what the map claims for them
+    (``random``). Increase and decrease maps rank by value; signed maps rank by |map| and
+    move each pixel against its own sign.
 
-    Curves ``{regime}/{score}/{against,along,random}``, score in logit and margin (both,
-    whichever the method optimises): the change from the unperturbed score, over
+    Curves ``{regime}/{score}/{against,along,random}``, score in logit and margin (the
+    method's own ``score`` first, then the other): the change from the unperturbed score, over
     k = 0 (change 0) and ``fractions``. Value ``{regime}/{score}``: the normalised area
     of along minus against, the mean score gap; positive means the sign was informative.
 
@@ -102,6 +103,8 @@ def sign_flip(
     height, width = maps.shape[-2:]
     counts = pixel_counts(fractions, height * width)
     xs = grid([0.0, *fractions])
+    # the score the method's map is about first, then the other
+    scores = sorted(_SCORES, key=lambda score: score != method.score)
     output = MetricOutput()
     with scoring(model, x, target, maps) as (x, target, maps):
         gen = generator(seed)
@@ -130,17 +133,17 @@ def sign_flip(
         start = class_scores(forward_batches(model, [x])[0], target)
         changes: dict[tuple[str, str, str], list[Tensor]] = {}
         for regime, name, _ in jobs:
-            scores = class_scores(next(logits), target)
-            for score in _SCORES:
+            moved = class_scores(next(logits), target)
+            for score in scores:
                 changes.setdefault((regime, score, name), [torch.zeros_like(start[score])]).append(
-                    scores[score] - start[score]
+                    moved[score] - start[score]
                 )
 
     curves = to_cpu({"/".join(key): torch.stack(ys, dim=1) for key, ys in changes.items()})
     for key, curve in curves.items():
         output.curves[key] = Curve(xs, curve)
     for regime in regimes:
-        for score in _SCORES:
+        for score in scores:
             area = {name: normalised_auc(xs, curves[f"{regime}/{score}/{name}"]) for name in plans}
             if method.direction == "magnitude":
                 output.values[f"{regime}/{score}/best-of-sign"] = (area["brighter"] - area["darker"]).abs()
