@@ -50,13 +50,14 @@ def collect(directories: list[Path]) -> tuple[dict[str, Any], pd.DataFrame, pd.D
         rows = load_shard(path)
         scores.append(rows["scores"])
         curves.append(rows["curves"])
-    non_empty = [frame for frame in curves if len(frame)]
-    return (
-        plan,
-        pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(),
-        pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame(),
-        missing,
-    )
+    return plan, _concat(scores), _concat(curves), missing
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Shards a metric had nothing to say in (a magnitude map under a sign metric) hold
+    empty, untyped frames: leave them out so the columns keep their dtypes."""
+    non_empty = [frame for frame in frames if len(frame)]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -74,7 +75,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
     )
     for (dataset, model, metric), block in cell.groupby(["dataset", "model", "metric"], sort=False):
         table = block.pivot(index="method", columns="variant", values="text")
-        table = table.reindex(index=list(dict.fromkeys(block["method"])))
+        table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["variant"])))
         n = int(block["n"].max())
         nonfinite = int(block["n_nonfinite"].sum())
         note = f"; {nonfinite} non-finite values excluded" if nonfinite else ""
@@ -84,41 +85,45 @@ def markdown_table(summary: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def terminal_summary(summary: pd.DataFrame) -> str:
-    """A compact view: each metric's first variant, methods down, one column per metric."""
+def terminal_summary(summary: pd.DataFrame, plan: dict[str, Any]) -> str:
+    """Methods down, metrics across. Each cell is the first variant the method has in the
+    metric's own order (its headline: e.g. deletion's black probability curve for an
+    increase map, white for a decrease map); arrows say which way is better."""
     if summary.empty:
         return "no results"
-    headline = summary.groupby(["dataset", "model", "metric"], sort=False)["variant"].transform("first")
-    rows = summary[summary["variant"] == headline]
+    headline = summary.drop_duplicates(["dataset", "model", "method", "metric"], keep="first")
+    arrows = {name: "↑" if meta["higher_is_better"] else "↓" for name, meta in plan["metrics"].items()}
     lines = []
-    for (dataset, model), block in rows.groupby(["dataset", "model"], sort=False):
-        block = block.assign(column=block["metric"] + np.where(block["variant"] != "", "[" + block["variant"] + "]", ""))
-        table = block.pivot(index="method", columns="column", values="mean")
-        table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["column"])))
-        lines.append(f"\n{dataset} / {model} (mean over {int(block['n'].max())} images; full tables in summary.md)")
-        lines.append(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    for (dataset, model), block in headline.groupby(["dataset", "model"], sort=False):
+        table = block.pivot(index="method", columns="metric", values="mean")
+        table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["metric"])))
+        table.columns = [f"{name}{arrows.get(name, '')}" for name in table.columns]
+        lines.append(f"\n{dataset} / {model}: mean over {int(block['n'].max())} images, headline variant of each metric "
+                     "(every variant with its 95% CI: summary.md)")
+        lines.append(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"))
     return "\n".join(lines)
 
 
-def build_report(directories: list[Path], out: Path, *, figures: bool = True) -> pd.DataFrame:
+def build_report(directories: list[Path], out: Path, *, figures: bool = True) -> str:
+    """Write every table and figure; return the terminal summary."""
     plan, scores, curves, missing = collect(directories)
     if missing:
         print(f"warning: {len(missing)} of {len(plan['shards'])} shards are not finished; the report covers the rest",
               file=sys.stderr)
     if scores.empty:
         raise UserError("no finished shards to report on")
-    scores = scores.sort_values(KEYS + ["image"], kind="stable").reset_index(drop=True)
-    _write_csv(scores, out / "scores.csv")
-    if not curves.empty:
-        curves = curves.sort_values(KEYS + ["image", "x"], kind="stable").reset_index(drop=True)
-        _write_csv(curves, out / "curves.csv")
-    seed = int(plan["config"]["seed"])
-    # Tables list methods and metrics in the plan's order (the registry's, paper maps first).
+    # Tables follow the plan: methods and metrics in the registry's order, each metric's
+    # variants in the order it reports them (rows arrive in plan order).
     ordered = scores.assign(
         method=pd.Categorical(scores["method"], categories=list(plan["methods"]), ordered=True),
         metric=pd.Categorical(scores["metric"], categories=list(plan["metrics"]), ordered=True),
+        variant=pd.Categorical(scores["variant"], categories=list(dict.fromkeys(scores["variant"])), ordered=True),
     ).sort_values(["dataset", "model", "metric", "method", "variant", "image"], kind="stable")
-    summary = statistics.summarise(ordered.astype({"method": str, "metric": str}), seed=seed)
+    _write_csv(scores.sort_values(KEYS + ["image"], kind="stable"), out / "scores.csv")
+    if not curves.empty:
+        _write_csv(curves.sort_values(KEYS + ["image", "x"], kind="stable"), out / "curves.csv")
+    seed = int(plan["config"]["seed"])
+    summary = statistics.summarise(ordered.astype({"method": str, "metric": str, "variant": str}), seed=seed)
     _write_csv(summary, out / "summary.csv")
     write_atomically(out / "summary.md", lambda t: t.write_text(f"# Summary: {plan['config']['name']}\n\n" + markdown_table(summary)))
     write_atomically(out / "summary.tex", lambda t: t.write_text(statistics.latex_table(summary)))
@@ -128,7 +133,7 @@ def build_report(directories: list[Path], out: Path, *, figures: bool = True) ->
         from benchmarks import figures as figure_module
 
         figure_module.draw_all(out, scores, curves, plan)
-    return summary
+    return terminal_summary(summary, plan)
 
 
 def _git_commit() -> Optional[str]:
@@ -194,7 +199,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(terminal_summary(summary))
+    print(summary)
     print(f"\nreport in {out}")
     return 0
 

@@ -300,26 +300,36 @@ def execute(
     progress.close()
 
 
+def example_positions(labels: torch.Tensor, count: int) -> list[int]:
+    """The first image of each class in order, then the next of each, up to ``count``."""
+    seen: dict[int, int] = defaultdict(int)
+    occurrence = []
+    for label in labels.tolist():
+        occurrence.append(seen[label])
+        seen[label] += 1
+    return sorted(range(len(occurrence)), key=lambda position: (occurrence[position], position))[:count]
+
+
 def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path, device: torch.device) -> None:
-    """Images and every method's maps for the first few chosen images of each (dataset,
-    model): what the qualitative figure draws."""
+    """Images and every method's maps for a few chosen images of each (dataset, model),
+    one per class while classes last: what the qualitative figure draws."""
     method_names = config.method_names()
     for item in prepared:
-        count = min(config.examples, len(item.images))
-        if count == 0:
+        positions = example_positions(item.images.labels, config.examples)
+        if not positions:
             continue
-        x = item.images.floats(slice(0, count)).to(device)
+        x = item.images.floats(positions).to(device)
         for model in item.models.values():
             path = out / "examples" / f"{item.run.name}-{model.name}.pt"
-            key = stable_hash([item.images.indices[:count].tolist(), model.sha256, method_names])
+            key = stable_hash([item.images.indices[positions].tolist(), model.sha256, method_names])
             if path.is_file() and torch.load(path, weights_only=False).get("key") == key:
                 continue
             predicted = predict(model.module, x)
             maps = methods.explain(model.module, x, predicted, method_names)
             payload = {
                 "key": key,
-                "images": item.images.images[:count],
-                "labels": item.images.labels[:count],
+                "images": item.images.images[positions],
+                "labels": item.images.labels[positions],
                 "predicted": predicted.cpu(),
                 "class_names": item.images.class_names,
                 "maps": {name: value.cpu() for name, value in maps.items()},
@@ -333,8 +343,10 @@ def write_plan(out: Path, config: RunConfig, groups: list[Group], prepared: list
         "config": config.to_dict(),
         "methods": {name: {"direction": methods.get(name).direction, "score": methods.get(name).score,
                            "family": methods.get(name).family} for name in config.method_names()},
-        "metrics": {name: {"family": metrics.get(name).family, "higher_is_better": metrics.get(name).higher_is_better}
-                    for name in config.metric_names()},
+        "metrics": {
+            name: {"family": m.family, "higher_is_better": m.higher_is_better, "curve_x": m.curve_x}
+            for name, m in ((name, metrics.get(name)) for name in config.metric_names())
+        },
         "checkpoints": prepared_checkpoints(prepared),
         "shards": [shard.relative_path for group in groups for shard in group.shards],
     }
@@ -373,7 +385,7 @@ def run(args: argparse.Namespace) -> int:
     report.write_manifest(out, config, prepared_checkpoints(prepared), device, timer.seconds,
                           time.perf_counter() - started, plugins=args.plugin)
     if not args.quiet:
-        print(report.terminal_summary(summary))
+        print(summary)
         print(f"\nresults in {out}")
     return 0
 

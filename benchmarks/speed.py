@@ -8,8 +8,40 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import time
+from typing import Callable
 
+import torch
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 SUITES = {"methods": "benchmarks.speed_methods", "metrics": "benchmarks.speed_metrics"}
+
+
+def suite_parser(prog: str, description: str, repeats: int) -> argparse.ArgumentParser:
+    """The options every speed suite shares."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="cpu: this process's CPU time, steadier than wall time on a machine others load (use --threads 1)",
+    )
+    return parser
+
+
+def seconds_of(fn: Callable[[], object], device: torch.device, clock: str) -> float:
+    """One timed call, waiting for the GPU's queue where there is one."""
+    now = CLOCKS[clock]
+    start = now()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return now() - start
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,18 +8,16 @@ Random weights: the cost of a pass does not depend on them. Each row is the medi
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
+from benchmarks.speed import seconds_of, suite_parser
 from signed_saliency import methods, models
 
 PAPER_MAPS = ("saliency", "positive", "negative", "active", "inactive")
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def paper_way_active(model: nn.Module, images: Tensor) -> Tensor:
@@ -72,41 +70,22 @@ def func_all_class(model: nn.Module, x: Tensor) -> Tensor:
 
 
 def median_seconds(
-    cases: dict[str, Callable[[], object]], repeats: int, device: torch.device, clock: Callable[[], float]
+    cases: dict[str, Callable[[], object]], repeats: int, device: torch.device, clock: str
 ) -> dict[str, float]:
     """Median time of each case over ``repeats`` rounds after a warm-up round. Rounds run
     every case in turn, so a load change on a shared machine hits every case alike."""
-
-    def run(fn: Callable[[], object]) -> float:
-        start = clock()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return clock() - start
-
     for fn in cases.values():
-        run(fn)
+        seconds_of(fn, device, clock)
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, fn in cases.items():
-            times[name].append(run(fn))
+            times[name].append(seconds_of(fn, device, clock))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed methods", description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
+    parser = suite_parser("python -m benchmarks.speed methods", __doc__.splitlines()[0], repeats=5)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="wall",
-        help="cpu: this process's CPU time, steadier than wall time on a machine others are loading",
-    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -127,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         active: lambda: methods.get("active")(model, x),
         paper_way: lambda: paper_way_active(model, x),
     }
-    rows = median_seconds(cases, args.repeats, device, CLOCKS[args.clock])
+    rows = median_seconds(cases, args.repeats, device, args.clock)
     print(
         f"resnet18, {args.classes} classes, batch {args.batch} of 3x{args.size}x{args.size}, {device}, "
         f"{args.threads} threads, {args.clock} time, median of {args.repeats} interleaved rounds"

@@ -14,14 +14,13 @@ change in the machine's load between rows does not skew a ratio.
 
 from __future__ import annotations
 
-import argparse
-import time
 import warnings
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
+from benchmarks.speed import seconds_of, suite_parser
 from signed_saliency import methods, metrics, models
 
 
@@ -38,31 +37,11 @@ class CountingModel(nn.Module):
         return self.model(x)
 
 
-def build_model(num_classes: int = 10) -> nn.Module:
-    if "resnet18" in models.names():
-        return models.get("resnet18").build(num_classes)
-    import torchvision
-
-    return nn.Sequential(torchvision.models.resnet18(), nn.Linear(1000, num_classes))
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
 def best_seconds(fn: Callable[[], object], repeats: int, device: torch.device, clock: str = "wall") -> float:
     """The fastest of ``repeats`` runs after a warm-up: on a shared machine the minimum is
     the least disturbed estimate of the cost itself."""
-    now = CLOCKS[clock]
-
-    def run() -> float:
-        start = now()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return now() - start
-
-    run()
-    return min(run() for _ in range(repeats))
+    seconds_of(fn, device, clock)
+    return min(seconds_of(fn, device, clock) for _ in range(repeats))
 
 
 def quantus_pixel_flipping(
@@ -90,18 +69,7 @@ def quantus_pixel_flipping(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed metrics", description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="wall",
-        help="cpu: this process's CPU time, steadier than wall time on a machine others load (use --threads 1)",
-    )
+    parser = suite_parser("python -m benchmarks.speed metrics", __doc__.splitlines()[0], repeats=3)
     parser.add_argument("--method", default="positive", help="the maps every metric is given")
     parser.add_argument(
         "--quantus-steps",
@@ -114,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = build_model().to(device).eval()
+    model = models.get("resnet18").build(10).to(device).eval()
     x = torch.rand(args.batch, 3, args.size, args.size, device=device)
     with torch.no_grad():
         target = model(x).argmax(dim=1)

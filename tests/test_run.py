@@ -158,7 +158,7 @@ def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
         assert "brightness-test" in (tmp / "p" / "summary.md").read_text()
     finally:
         for name in ["brightness-test", "broken-test"]:
-            methods.registry._entries.pop(name, None)
+            methods.registry.unregister(name)
 
 
 @pytest.mark.parametrize(

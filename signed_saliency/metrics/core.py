@@ -64,6 +64,7 @@ class Metric:
     family: str = "other"
     higher_is_better: bool = True
     needs_ground_truth: bool = False
+    curve_x: str = "fraction of pixels perturbed"  # what a curve's x is, for plots
     description: str = ""
 
     def defaults(self) -> dict[str, Any]:

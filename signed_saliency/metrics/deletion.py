@@ -59,7 +59,7 @@ def paper_masks(maps: Tensor, fractions: Sequence[float]) -> Tensor:
     return (normalised > thresholds) & (normalised != 0)
 
 
-@register("deletion-paper", family="perturbation", higher_is_better=False)
+@register("deletion-paper", family="perturbation", higher_is_better=False, curve_x="fraction of pixels deleted")
 def deletion_paper(
     model: nn.Module,
     x: Tensor,
@@ -106,7 +106,7 @@ def deletion_paper(
     return output
 
 
-@register("deletion", family="perturbation", higher_is_better=False)
+@register("deletion", family="perturbation", higher_is_better=False, curve_x="fraction of pixels deleted")
 def deletion(
     model: nn.Module,
     x: Tensor,

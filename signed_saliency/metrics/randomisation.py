@@ -134,7 +134,7 @@ def _check(modes: Sequence[str], chunk_size: int) -> tuple[str, ...]:
     return modes
 
 
-@register("randomisation", family="sanity", higher_is_better=False)
+@register("randomisation", family="sanity", higher_is_better=False, curve_x="layers randomised, from the output")
 def randomisation(
     model: nn.Module,
     x: Tensor,
