@@ -16,6 +16,7 @@ from typing import Optional
 
 import torch
 
+from benchmarks.files import write_atomically
 from benchmarks.paths import cache_dir, default_data_root
 from signed_saliency import datasets
 from signed_saliency.datasets.core import GroundTruth, ImageSet
@@ -97,9 +98,7 @@ def _write(images: ImageSet, path: Path) -> None:
     }
     if images.ground_truth is not None:
         stored["mask"], stored["polarity"] = images.ground_truth.mask, images.ground_truth.polarity
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(stored, tmp)
-    os.replace(tmp, path)
+    write_atomically(path, lambda temporary: torch.save(stored, temporary))
 
 
 def _read(path: Path) -> ImageSet:

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.plan import write_atomically  # noqa: E402
+from benchmarks.files import write_atomically  # noqa: E402
 
 # The qualitative grid shows the paper's maps, then the baselines; sign-split variants
 # and controls are in the tables, where they do not crowd out the pictures.

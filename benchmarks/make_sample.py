@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -19,6 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from benchmarks.files import write_atomically
 from benchmarks.paths import default_data_root
 from signed_saliency.datasets import cifar10
 from signed_saliency.datasets._folder import list_folder
@@ -62,10 +62,7 @@ def main(argv: Optional[list[str]] = None) -> Path:
         indices=indices.numpy().astype(np.int32),
     )
     target = cifar10.source_path("sample", None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, target)
+    write_atomically(target, lambda temporary: temporary.write_bytes(buffer.getvalue()))
     print(f"wrote {target} ({target.stat().st_size / 1024:.0f} KB, {len(indices)} images)")
     return target
 

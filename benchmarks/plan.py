@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 import signed_saliency
+from benchmarks.files import write_atomically
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -108,20 +107,6 @@ def parse_shard_spec(text: str) -> tuple[int, int]:
 
 def select_groups(groups: list[Group], index: int, count: int) -> list[Group]:
     return groups[index::count]
-
-
-def write_atomically(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: a kill never
-    leaves a half-written file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_shard(directory: Path, shard: Shard, scores: pd.DataFrame, curves: pd.DataFrame) -> None:

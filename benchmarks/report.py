@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import statistics
-from benchmarks.plan import load_shard, write_atomically
+from benchmarks.files import write_atomically
+from benchmarks.plan import load_shard
 from signed_saliency.errors import UserError
 
 KEYS = ["dataset", "model", "method", "metric", "variant"]

@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from benchmarks import report
 from benchmarks.config import DatasetRun, RunConfig, apply_overrides, load_config
 from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root
-from benchmarks.plan import Group, make_group, parse_shard_spec, save_shard, select_groups, stable_hash, write_atomically
+from benchmarks.files import write_atomically
+from benchmarks.plan import Group, make_group, parse_shard_spec, save_shard, select_groups, stable_hash
 from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.datasets.core import GroundTruth, ImageSet
 from signed_saliency.engine import predict, score_batch

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import replace
@@ -24,6 +23,7 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from benchmarks.files import write_atomically
 from benchmarks.data import load_images
 from benchmarks.paths import SHIPPED_CHECKPOINTS, cache_dir
 from signed_saliency import datasets, models
@@ -115,7 +115,8 @@ def train_model(
         loss = trainer.train_epoch(lambda n, value: (bar.update(n), bar.set_postfix(loss=f"{value:.3f}")))
         epoch_seconds = time.perf_counter() - epoch_start
         seconds += epoch_seconds
-        _save_atomic({**trainer.state_dict(), "train_seconds": seconds}, resume)
+        state = {**trainer.state_dict(), "train_seconds": seconds}
+        write_atomically(resume, lambda temporary: torch.save(state, temporary))
         bar.write(f"epoch {trainer.epoch}/{config.epochs} loss {loss:.4f} ({epoch_seconds:.1f} s)")
     bar.close()
 
@@ -160,20 +161,9 @@ def train_model(
 def write_checkpoint(state: dict, manifest: dict, dest: Path) -> None:
     """``<stem>.pt`` then ``<stem>.json`` (with the .pt's sha256), each replaced atomically."""
     weights, manifest_path = checkpoint_paths(dest)
-    _save_atomic(state, weights)
+    write_atomically(weights, lambda temporary: torch.save(state, temporary))
     text = json.dumps({**manifest, "sha256": sha256_file(weights)}, indent=2) + "\n"
-    _replace_atomic(manifest_path, lambda tmp: tmp.write_text(text))
-
-
-def _save_atomic(obj, path: Path) -> None:
-    _replace_atomic(path, lambda tmp: torch.save(obj, tmp))
-
-
-def _replace_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+    write_atomically(manifest_path, lambda temporary: temporary.write_text(text))
 
 
 def main(argv: Optional[list[str]] = None) -> Path:
