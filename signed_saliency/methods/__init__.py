@@ -21,6 +21,11 @@ A method function receives what its ``needs`` names:
 
 Several gradient methods computed through :func:`explain` share a single forward and
 backward pass; nothing is cached between calls.
+
+Every ``signed`` method also registers ``<name>-positive`` (increase: ReLU of the map) and
+``<name>-negative`` (decrease: ReLU of minus the map) by one rule, unless it is registered
+with ``split_signs=False``. ``method.configure(**options)`` returns a copy with other
+settings (``methods.get("integrated-gradients").configure(n_steps=64)``).
 """
 
 from __future__ import annotations
