@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import pytest
@@ -31,3 +32,19 @@ def tiny_cnn():
         torch.nn.Flatten(),
         torch.nn.Linear(8, 5),
     )
+
+
+@pytest.fixture
+def count_forwards():
+    """``with count_forwards(model) as calls:`` records one entry per forward call."""
+
+    @contextlib.contextmanager
+    def counting(model):
+        calls = []
+        handle = model.register_forward_hook(lambda *_: calls.append(1))
+        try:
+            yield calls
+        finally:
+            handle.remove()
+
+    return counting

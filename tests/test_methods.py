@@ -1,6 +1,5 @@
 """The paper's maps against a naive per-class autograd computation, and the method contract."""
 
-import contextlib
 import copy
 
 import pytest
@@ -49,16 +48,6 @@ def reference_maps(model, x, target):
         "active-margin": (g - others_max).clamp(min=0).amax(dim=1),
         "inactive-margin": (others_min - g).clamp(min=0).amax(dim=1),
     }
-
-
-@contextlib.contextmanager
-def count_forwards(model):
-    calls = []
-    handle = model.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 @pytest.fixture
@@ -209,7 +198,7 @@ def test_explain_returns_one_float_map_per_method(tiny_cnn, batch):
         assert torch.isfinite(value).all(), name
 
 
-def test_gradient_methods_share_one_forward_pass(tiny_cnn, batch):
+def test_gradient_methods_share_one_forward_pass(count_forwards, tiny_cnn, batch):
     gradient_methods = [m.name for m in methods.registry if m.needs != "model"]
     with count_forwards(tiny_cnn) as calls:
         methods.explain(tiny_cnn, batch.float(), None, gradient_methods)
@@ -247,7 +236,7 @@ def user_methods():
         methods.registry.unregister(name)
 
 
-def test_a_method_registered_in_a_test_module_works_everywhere(tiny_cnn, batch, user_methods):
+def test_a_method_registered_in_a_test_module_works_everywhere(count_forwards, tiny_cnn, batch, user_methods):
     @methods.register("test-doubled-gradient", direction="signed", score="logit", family="extension", needs="gradients")
     def doubled(grads):
         """Twice the largest-magnitude gradient."""

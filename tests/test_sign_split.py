@@ -1,22 +1,11 @@
 """One rule makes every signed method's <name>-positive and <name>-negative."""
 
-import contextlib
 
 import pytest
 import torch
 
 from signed_saliency import methods
 from signed_saliency.methods.core import Method, sign_split
-
-
-@contextlib.contextmanager
-def count_forwards(model):
-    calls = []
-    handle = model.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 @pytest.fixture
@@ -54,7 +43,7 @@ def test_variants_are_the_relu_of_the_signed_map_and_of_its_negation(tiny_cnn, b
 
 
 @pytest.mark.parametrize("parent", ["gradient", "integrated-gradients", "smoothgrad", "input-x-gradient"])
-def test_variants_asked_with_their_parent_reuse_its_computation(tiny_cnn, batch, parent):
+def test_variants_asked_with_their_parent_reuse_its_computation(count_forwards, tiny_cnn, batch, parent):
     with count_forwards(tiny_cnn) as alone:
         methods.explain(tiny_cnn, batch, None, [parent])
     with count_forwards(tiny_cnn) as together:
