@@ -119,9 +119,10 @@ def list_registered() -> str:
         )
     lines.append("models:")
     lines += [f"  {spec.name:<16} {spec.description}" for spec in models.registry]
-    lines.append("methods:                 direction  score   family")
+    width = max(map(len, methods.names()), default=0)
+    lines.append(f"methods:{'':<{width - 5}}direction  score   family")
     lines += [
-        f"  {m.name:<22} {m.direction:<10} {m.score:<7} {m.family:<11} {m.description}" for m in methods.registry
+        f"  {m.name:<{width}} {m.direction:<10} {m.score:<7} {m.family:<11} {m.description}" for m in methods.registry
     ]
     lines.append("metrics:")
     for metric in metrics.registry:
