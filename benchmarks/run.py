@@ -31,9 +31,9 @@ from tqdm.auto import tqdm
 
 from benchmarks import report
 from benchmarks.config import DatasetRun, RunConfig, apply_overrides, load_config
-from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root
 from benchmarks.files import write_atomically
-from benchmarks.plan import Group, make_group, parse_shard_spec, save_shard, select_groups, stable_hash
+from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root
+from benchmarks.plan import Group, find_shard, make_group, parse_shard_spec, save_shard, select_groups, stable_hash
 from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.datasets.core import GroundTruth, ImageSet
 from signed_saliency.engine import predict, score_batch
@@ -263,8 +263,6 @@ def execute(
     timer: StageTimer,
     quiet: bool,
 ) -> None:
-    from benchmarks.plan import find_shard
-
     by_dataset = {item.run.name: item for item in prepared}
     pending_by_group = [(group, [s for s in group.shards if find_shard([out], s) is None]) for group in groups]
     total = sum(len(pending) for _, pending in pending_by_group)
