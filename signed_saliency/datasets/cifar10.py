@@ -51,11 +51,9 @@ def cifar10(
     root: Optional[Path],
     image_size: int,
     download: bool,
-    drop_greyscale: bool = False,
     per_class: Optional[int] = None,
 ) -> ImageSet:
     """CIFAR-10, 32x32 (train 50,000 / test 10,000 / sample 256 test images shipped)."""
-    del drop_greyscale  # CIFAR-10 has no greyscale images; accepted so every loader takes it
     if split == "sample":
         images = load_sample(image_size)
     else:
