@@ -16,6 +16,12 @@ A config names what to run and how much of it::
     [settings.deletion]      # keyword settings of one metric
     steps = 16
 
+A suite config runs several configs, each into a subfolder of one output folder, then
+calls one module's ``write(out, part_folders)`` for what spans them (the paper's tables)::
+
+    parts = ["paper-deletion", "paper-suite"]
+    after = "benchmarks.paper"
+
 Every key is checked: an unknown one is an error that names the valid keys.
 """
 
@@ -24,7 +30,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 try:
     import tomllib
@@ -36,6 +42,7 @@ from signed_saliency.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 ALL = "*"
+MISSING_MODEL_CHOICES = ("error", "skip")
 
 
 @dataclass
@@ -67,6 +74,8 @@ class RunConfig:
     examples: int = 6  # images per (dataset, model) in the qualitative figure
     data_root: Optional[str] = None
     download: bool = False
+    # "skip": run without a model nobody has trained yet (a warning names it) rather than stop
+    missing_models: str = "error"
 
     def method_names(self) -> list[str]:
         return _expand(self.methods, methods.names())
@@ -96,6 +105,18 @@ class RunConfig:
             metrics.get(name).check_settings(values)
         if self.batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.missing_models not in MISSING_MODEL_CHOICES:
+            raise UserError(f"missing_models must be one of {', '.join(MISSING_MODEL_CHOICES)}, got {self.missing_models!r}")
+
+
+@dataclass
+class SuiteConfig:
+    """Configs run one after another, each into ``<out>/<part>/``; then ``after``, a module
+    with ``write(out, part_folders) -> str``, builds what spans them."""
+
+    name: str
+    parts: list[str]  # paths of the parts' config files
+    after: Optional[str] = None
 
 
 def _expand(chosen: list[str], registered: list[str]) -> list[str]:
@@ -124,12 +145,18 @@ def resolve_config_path(name_or_path: str) -> Path:
     return named
 
 
-def load_config(name_or_path: str) -> RunConfig:
+def load_config(name_or_path: str) -> Union[RunConfig, SuiteConfig]:
     path = resolve_config_path(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"config {path} is not valid TOML: {error}") from None
+    if "parts" in raw:
+        _check_keys(raw, {"parts", "after"}, str(path))
+        # a part is a config beside the suite's file, else one found by name or path
+        parts = [path.parent / f"{part}.toml" for part in raw["parts"]]
+        parts = [str(beside if beside.is_file() else resolve_config_path(part)) for beside, part in zip(parts, raw["parts"])]
+        return SuiteConfig(name=path.stem, parts=parts, after=raw.get("after"))
     return parse_config(raw, name=path.stem, where=str(path))
 
 
@@ -162,6 +189,7 @@ def apply_overrides(
     seed: Optional[int] = None,
     batch_size: Optional[int] = None,
     download: bool = False,
+    threads: Optional[int] = None,
 ) -> RunConfig:
     """Command-line flags win over the config. ``--datasets`` keeps the config's entries
     of those names and adds a plain entry (its models from ``--models`` or the first
@@ -191,4 +219,6 @@ def apply_overrides(
         config.batch_size = batch_size
     if download:
         config.download = True
+    if threads is not None:
+        config.threads = threads
     return config

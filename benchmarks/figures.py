@@ -140,3 +140,87 @@ def draw_all(out: Path, scores: pd.DataFrame, curves: pd.DataFrame, plan: dict[s
     truth = scores[scores["metric"].map(lambda m: metrics_meta.get(m, {}).get("family") == "ground-truth")]
     for (dataset, model), block in truth.groupby(["dataset", "model"], sort=False):
         _save(bar_figure(block, f"ground truth: {dataset} / {model}"), folder / f"ground-truth-{dataset}-{model}")
+
+
+def paper_maps_figure(examples: dict[str, Any], map_names: tuple[str, ...], rows: int, title: str) -> plt.Figure:
+    """The paper's figure: each image, then its maps on one colour scale per row (the 99th
+    percentile of the row's maps), so a one-sided map reads as the part of saliency it keeps."""
+    names = [name for name in map_names if name in examples["maps"]]
+    images = examples["images"][:rows].float().div(255).permute(0, 2, 3, 1).numpy()
+    figure, axes = plt.subplots(len(images), 1 + len(names), figsize=(1.5 * (1 + len(names)), 1.5 * len(images) + 0.5),
+                                squeeze=False, layout="constrained")
+    class_names = examples["class_names"]
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+        label, predicted = int(examples["labels"][row]), int(examples["predicted"][row])
+        axes[row, 0].set_ylabel(class_names[label] + ("" if label == predicted else f"\n(pred: {class_names[predicted]})"),
+                                fontsize=7)
+        values = np.stack([examples["maps"][name][row].numpy() for name in names])
+        _, high = _display_range(values, signed=False)
+        for column, name in enumerate(names, start=1):
+            axes[row, column].imshow(values[column - 1], cmap="magma", vmin=0.0, vmax=high)
+            if row == 0:
+                axes[row, column].set_title(name, fontsize=8)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle(f"{title} (one colour scale per row)", fontsize=8)
+    return figure
+
+
+def randomisation_figure(
+    curves: pd.DataFrame, methods_meta: dict[str, dict[str, str]], measures: tuple[str, ...], x_label: str
+) -> plt.Figure:
+    """Model-parameter randomisation of every model: one column per (dataset, model), one row per
+    similarity measure; a map that stays similar as layers are re-initialised ignores the model."""
+    shown = [m for m in dict.fromkeys(curves["method"]) if methods_meta.get(m, {}).get("family") in CURVE_FAMILIES_SHOWN]
+    curves = curves[curves["method"].isin(shown) & curves["variant"].isin(measures)]
+    stats = curves.groupby(["dataset", "model", "variant", "method", "x"], sort=False)["y"].agg(["mean", "sem"]).fillna({"sem": 0.0})
+    panels = list(dict.fromkeys(zip(curves["dataset"], curves["model"])))
+    figure, axes = plt.subplots(len(measures), len(panels), figsize=(3.0 * len(panels) + 2.0, 2.5 * len(measures)),
+                                squeeze=False, layout="constrained")
+    colours = dict(zip(shown, sns.color_palette("tab10" if len(shown) <= 10 else "tab20", len(shown))))
+    for (dataset, model, variant, method), curve in stats.groupby(level=["dataset", "model", "variant", "method"], sort=False):
+        axis = axes[measures.index(variant), panels.index((dataset, model))]
+        x, mean, band = curve.index.get_level_values("x"), curve["mean"].to_numpy(), 1.96 * curve["sem"].to_numpy()
+        axis.plot(x, mean, color=colours[method], linewidth=1.2, label=method)
+        axis.fill_between(x, mean - band, mean + band, color=colours[method], alpha=0.15, linewidth=0)
+    for row, measure in enumerate(measures):
+        for column, (dataset, model) in enumerate(panels):
+            axes[row, column].set_title(f"{dataset} / {model}: {measure}", fontsize=8)
+            axes[row, column].set_xlabel(x_label, fontsize=7)
+            axes[row, column].tick_params(labelsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
+    figure.suptitle("Model-parameter randomisation (cascading):\nsimilarity to the trained model's map (mean, 95% band)",
+                    fontsize=9)
+    return figure
+
+
+def draw_paper_figures(
+    folder: Path, parts: list[Path], map_names: tuple[str, ...], rows: int, measures: tuple[str, ...]
+) -> None:
+    """The paper's figure and one example per class for every (dataset, model) with saved
+    examples, and the randomisation figure of every model that ran the sanity check."""
+    from benchmarks.report import collect, read_plan
+
+    sns.set_theme(style="white", context="paper")
+    drawn = set()
+    for part in parts:
+        for path in sorted((part / "examples").glob("*.pt")):
+            if path.stem in drawn:
+                continue
+            drawn.add(path.stem)
+            examples = torch.load(path, weights_only=False)
+            _save(paper_maps_figure(examples, map_names, rows, path.stem), folder / f"paper-maps-{path.stem}")
+            _save(paper_maps_figure(examples, map_names, len(examples["images"]), f"{path.stem}: one image per class"),
+                  folder / f"classes-{path.stem}")
+    sns.set_theme(style="whitegrid", context="paper")
+    for part in parts:
+        plan = read_plan(part)
+        if "randomisation" in plan["metrics"]:
+            _, _, curves, _ = collect([part], only_metrics={"randomisation"})
+            if not curves.empty:
+                x_label = plan["metrics"]["randomisation"]["curve_x"]
+                _save(randomisation_figure(curves, plan["methods"], measures, x_label), folder / "randomisation")
+                return

@@ -45,6 +45,11 @@ class Shard:
         return f"{self.dataset}/{self.model}/{self.method}/{self.metric}/batch{self.batch:05d}-{self.key}.pkl"
 
 
+def metric_of(relative_path: str) -> str:
+    """The metric of a shard from its :attr:`Shard.relative_path`."""
+    return relative_path.split("/")[3]
+
+
 @dataclass(frozen=True)
 class Group:
     """The shards of one (dataset, model, batch), whose maps are computed together."""

@@ -22,7 +22,7 @@ import pandas as pd
 
 from benchmarks import statistics
 from benchmarks.files import write_atomically
-from benchmarks.plan import load_shard
+from benchmarks.plan import load_shard, metric_of
 from signed_saliency.errors import UserError
 
 KEYS = ["dataset", "model", "method", "metric", "variant"]
@@ -35,8 +35,11 @@ def read_plan(directory: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def collect(directories: list[Path]) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, list[str]]:
-    """The plan and every finished shard's rows across ``directories``, plus the missing shards."""
+def collect(
+    directories: list[Path], only_metrics: Optional[set[str]] = None
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, list[str]]:
+    """The plan and every finished shard's rows across ``directories`` (of ``only_metrics``
+    if given), plus the missing shards."""
     plans = [read_plan(directory) for directory in directories]
     plan = plans[0]
     for directory, other in zip(directories[1:], plans[1:]):
@@ -44,6 +47,8 @@ def collect(directories: list[Path]) -> tuple[dict[str, Any], pd.DataFrame, pd.D
             raise UserError(f"{directory} was run with another config than {directories[0]}: its plan differs")
     scores, curves, missing = [], [], []
     for relative in plan["shards"]:
+        if only_metrics is not None and metric_of(relative) not in only_metrics:
+            continue
         path = next((d / "shards" / relative for d in directories if (d / "shards" / relative).is_file()), None)
         if path is None:
             missing.append(relative)
@@ -166,9 +171,22 @@ def write_manifest(
     stage_seconds: dict[str, float],
     wall_seconds: float,
     plugins: list[str],
+    shards_computed: int,
 ) -> None:
+    """Provenance of the run; ``runs`` keeps one entry per invocation that computed shards,
+    so a run resumed over several sessions still adds up to its whole cost."""
     import torch
 
+    previous = out / "manifest.json"
+    runs = json.loads(previous.read_text()).get("runs", []) if previous.is_file() else []
+    this_run = {
+        "wall_seconds": round(wall_seconds, 1),
+        "shards_computed": shards_computed,
+        "torch_threads": torch.get_num_threads(),
+        "stage_seconds": {stage: round(seconds, 2) for stage, seconds in sorted(stage_seconds.items())},
+    }
+    if shards_computed:
+        runs.append(this_run)
     manifest = {
         "config": config.to_dict(),
         "plugins": plugins,
@@ -178,8 +196,9 @@ def write_manifest(
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
-        "wall_seconds": round(wall_seconds, 1),
-        "stage_seconds": {stage: round(seconds, 2) for stage, seconds in sorted(stage_seconds.items())},
+        "wall_seconds": this_run["wall_seconds"],
+        "stage_seconds": this_run["stage_seconds"],
+        "runs": runs,
     }
     write_atomically(out / "manifest.json", lambda t: t.write_text(json.dumps(manifest, indent=2)))
 

@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmarks import report
-from benchmarks.config import DatasetRun, RunConfig, apply_overrides, load_config
+from benchmarks.config import DatasetRun, RunConfig, SuiteConfig, apply_overrides, load_config
 from benchmarks.files import write_atomically
 from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root
 from benchmarks.plan import Group, find_shard, make_group, parse_shard_spec, save_shard, select_groups, stable_hash
@@ -38,6 +38,10 @@ from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.datasets.core import GroundTruth, ImageSet
 from signed_saliency.engine import predict, score_batch
 from signed_saliency.errors import UserError
+
+
+class MissingCheckpointError(UserError):
+    """No trained weights for a (dataset, model), and the config does not train on first use."""
 
 
 class StageTimer:
@@ -91,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--download", action="store_true", help="let torchvision download missing datasets (needs internet)")
     parser.add_argument("--out", help="output folder (default: results/<config name>)")
     parser.add_argument("--seed", type=int, help="seed for image choice and every metric's randomness")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the config's, 2)")
     parser.add_argument("--shard", help="run only slice i/n of the plan (0 <= i < n); merge with python -m benchmarks.report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     return parser
@@ -174,7 +179,7 @@ def load_model(
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is None:
         if dataset_run.train is None:
-            raise UserError(
+            raise MissingCheckpointError(
                 f"no trained {model_name!r} for {dataset_run.name!r}: looked for {candidates[0]} and {candidates[1]}; "
                 f"train one with: python -m benchmarks.train --dataset {dataset_run.name} --model {model_name}"
             )
@@ -208,11 +213,19 @@ def prepare(config: RunConfig, device: torch.device, timer: StageTimer, quiet: b
                 download=config.download, **run.options,
             )
             images = choose_images(images, run.n_images, config.seed)
-        with timer("load models"):
-            loaded = {
-                name: load_model(run, name, spec.num_classes, images.image_size, device, quiet) for name in run.models
-            }
-        prepared.append(PreparedDataset(run=run, images=images, models=loaded))
+        loaded = {}
+        for name in run.models:
+            try:
+                with timer("load models"):
+                    loaded[name] = load_model(run, name, spec.num_classes, images.image_size, device, quiet)
+            except MissingCheckpointError as error:
+                if config.missing_models != "skip":
+                    raise
+                print(f"warning: skipped: {error}", file=sys.stderr)
+        if loaded:
+            prepared.append(PreparedDataset(run=run, images=images, models=loaded))
+    if not prepared:
+        raise UserError("no (dataset, model) of this config has trained weights yet; see the warnings above")
     return prepared
 
 
@@ -262,7 +275,8 @@ def execute(
     device: torch.device,
     timer: StageTimer,
     quiet: bool,
-) -> None:
+) -> int:
+    """Compute every shard not yet on disk; return how many were computed."""
     by_dataset = {item.run.name: item for item in prepared}
     pending_by_group = [(group, [s for s in group.shards if find_shard([out], s) is None]) for group in groups]
     total = sum(len(pending) for _, pending in pending_by_group)
@@ -298,33 +312,47 @@ def execute(
                 save_shard(out, shard, scores, curves)
             progress.update()
     progress.close()
+    return total
 
 
-def example_positions(labels: torch.Tensor, count: int) -> list[int]:
-    """The first image of each class in order, then the next of each, up to ``count``."""
+def example_positions(labels: torch.Tensor, count: int, correct: Optional[torch.Tensor] = None) -> list[int]:
+    """One image of each class in class order, then a second of each, up to ``count``;
+    within a class the correctly classified images (where ``correct`` says) come first."""
+    correct = torch.ones_like(labels, dtype=torch.bool) if correct is None else correct
+    order = sorted(range(len(labels)), key=lambda position: (not bool(correct[position]), position))
     seen: dict[int, int] = defaultdict(int)
-    occurrence = []
-    for label in labels.tolist():
-        occurrence.append(seen[label])
+    occurrence = {}
+    for position in order:
+        label = int(labels[position])
+        occurrence[position] = seen[label]
         seen[label] += 1
-    return sorted(range(len(occurrence)), key=lambda position: (occurrence[position], position))[:count]
+    return sorted(occurrence, key=lambda position: (occurrence[position], int(labels[position])))[:count]
+
+
+def predict_all(model: nn.Module, images: ImageSet, batch_size: int, device: torch.device) -> torch.Tensor:
+    return torch.cat([
+        predict(model, images.floats(list(range(start, min(start + batch_size, len(images))))).to(device)).cpu()
+        for start in range(0, len(images), batch_size)
+    ])
 
 
 def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path, device: torch.device) -> None:
-    """Images and every method's maps for a few chosen images of each (dataset, model),
-    one per class while classes last: what the qualitative figure draws."""
+    """Images and every method's maps for a few images of each (dataset, model), one
+    correctly classified image per class while classes last: what the qualitative
+    figures draw."""
     method_names = config.method_names()
+    if config.examples < 1:
+        return
     for item in prepared:
-        positions = example_positions(item.images.labels, config.examples)
-        if not positions:
-            continue
-        x = item.images.floats(positions).to(device)
         for model in item.models.values():
             path = out / "examples" / f"{item.run.name}-{model.name}.pt"
-            key = stable_hash([item.images.indices[positions].tolist(), model.sha256, method_names])
+            key = stable_hash([item.images.indices.tolist(), model.sha256, method_names, config.examples])
             if path.is_file() and torch.load(path, weights_only=False).get("key") == key:
                 continue
-            predicted = predict(model.module, x)
+            predicted_all = predict_all(model.module, item.images, config.batch_size, device)
+            positions = example_positions(item.images.labels, config.examples, predicted_all == item.images.labels)
+            x = item.images.floats(positions).to(device)
+            predicted = predicted_all[positions].to(device)
             maps = methods.explain(model.module, x, predicted, method_names)
             payload = {
                 "key": key,
@@ -358,14 +386,45 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print(list_registered())
         return 0
+    loaded = load_config(args.config)
+    shard = parse_shard_spec(args.shard) if args.shard else (0, 1)
+    out = prepare_output(Path(args.out) if args.out else RESULTS_DIR / loaded.name)
+    if isinstance(loaded, SuiteConfig):
+        return run_suite(loaded, args, out, shard)
+    run_config(with_overrides(loaded, args), args, out, shard, show_summary=not args.quiet)
+    return 0
+
+
+def with_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     config = apply_overrides(
-        load_config(args.config), datasets_=args.datasets, models_=args.models, methods_=args.methods,
+        config, datasets_=args.datasets, models_=args.models, methods_=args.methods,
         metrics_=args.metrics, n_images=args.n_images, device=args.device, data_root=args.data_root,
-        seed=args.seed, batch_size=args.batch_size, download=args.download,
+        seed=args.seed, batch_size=args.batch_size, download=args.download, threads=args.threads,
     )
     config.validate()
-    shard_index, shard_count = parse_shard_spec(args.shard) if args.shard else (0, 1)
-    out = prepare_output(Path(args.out) if args.out else RESULTS_DIR / config.name)
+    return config
+
+
+def run_suite(suite: SuiteConfig, args: argparse.Namespace, out: Path, shard: tuple[int, int]) -> int:
+    """Every part into its own subfolder (all validated before the first starts), then the
+    suite's ``after`` module over the finished parts."""
+    parts = [with_overrides(load_config(part), args) for part in suite.parts]
+    folders = []
+    for number, config in enumerate(parts, start=1):
+        if not args.quiet:
+            print(f"[{suite.name} part {number}/{len(parts)}] {config.name}", file=sys.stderr)
+        folders.append(prepare_output(out / config.name))
+        run_config(config, args, folders[-1], shard, show_summary=False)
+    if suite.after and shard[1] == 1:
+        text = importlib.import_module(suite.after).write(out, folders)
+        if not args.quiet:
+            print(text)
+            print(f"\nresults in {out}")
+    return 0
+
+
+def run_config(config: RunConfig, args: argparse.Namespace, out: Path, shard: tuple[int, int], show_summary: bool) -> None:
+    shard_index, shard_count = shard
     device = resolve_device(config.device)
     torch.set_num_threads(config.threads)
     timer = StageTimer()
@@ -373,21 +432,20 @@ def run(args: argparse.Namespace) -> int:
     prepared = prepare(config, device, timer, args.quiet)
     groups = build_plan(config, prepared)
     write_plan(out, config, groups, prepared)
-    execute(select_groups(groups, shard_index, shard_count), prepared, config, out, device, timer, args.quiet)
+    computed = execute(select_groups(groups, shard_index, shard_count), prepared, config, out, device, timer, args.quiet)
     if shard_count > 1:
         if not args.quiet:
             print(f"shard {shard_index}/{shard_count} done in {out}; merge with: python -m benchmarks.report DIR ...")
-        return 0
+        return
     with timer("examples"):
         save_examples(prepared, config, out, device)
     with timer("report"):
         summary = report.build_report([out], out)
     report.write_manifest(out, config, prepared_checkpoints(prepared), device, timer.seconds,
-                          time.perf_counter() - started, plugins=args.plugin)
-    if not args.quiet:
+                          time.perf_counter() - started, plugins=args.plugin, shards_computed=computed)
+    if show_summary:
         print(summary)
         print(f"\nresults in {out}")
-    return 0
 
 
 def prepared_checkpoints(prepared: list[PreparedDataset]) -> dict[str, dict[str, str]]:

@@ -1,5 +1,6 @@
 import contextlib
 import os
+import textwrap
 
 import pytest
 import torch
@@ -8,6 +9,9 @@ import torch
 torch.set_num_threads(int(os.environ.get("SIGNED_SALIENCY_TEST_THREADS", "2")))
 
 from benchmarks.paths import default_data_root  # noqa: E402
+from benchmarks.train import write_checkpoint  # noqa: E402
+from signed_saliency import models  # noqa: E402
+from signed_saliency.models.checkpoints import half_state_dict  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +52,39 @@ def count_forwards():
             handle.remove()
 
     return counting
+
+
+TINY = """
+seed = 3
+batch_size = 4
+methods = ["saliency", "positive"]
+metrics = ["deletion", "sparseness"]
+examples = 2
+
+[[datasets]]
+name = "signed-shapes"
+split = "test"
+n_images = 8
+models = ["cnn"]
+options = {{ n = 40 }}
+
+[settings.deletion]
+steps = {steps}
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A cache holding a seeded, untrained signed-shapes CNN, and a tiny config file."""
+    monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = models.get("cnn").build(num_classes=10)
+    manifest = {"dataset": "signed-shapes", "model": "cnn", "num_classes": 10, "image_size": 32, "epochs": 0}
+    write_checkpoint(half_state_dict(model), manifest, tmp_path / "cache" / "checkpoints" / "signed-shapes-cnn.pt")
+
+    def config(steps: int = 4) -> str:
+        path = tmp_path / f"tiny-{steps}.toml"
+        path.write_text(textwrap.dedent(TINY.format(steps=steps)))
+        return str(path)
+
+    return tmp_path, config

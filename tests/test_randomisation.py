@@ -175,3 +175,18 @@ def test_spearman_curve_matches_quantus_mprt(tiny_cnn, batch):
     np.testing.assert_allclose(out.curves["cascading/spearman"].y.numpy(), expected, atol=1e-5)
     # Our summary averages the randomised layers only (Quantus' average includes "original").
     np.testing.assert_allclose(out.values["cascading/spearman"].numpy(), expected[:, 1:].mean(axis=1), atol=1e-5)
+
+
+def test_ssim_stays_in_range_for_nearly_constant_maps():
+    """Grad-CAM upsampled from a 1x1 feature map is nearly constant; SSIM over the pair's own
+    tiny range went as far as 20 here before the range was fixed to the scaled maps' own."""
+    from signed_saliency.metrics.similarity import similarities
+
+    generator = torch.Generator().manual_seed(0)
+    flat = 1.0 + 1e-9 * torch.rand(6, 16, 16, generator=generator)
+    other = 1.0 + 1e-9 * torch.rand(6, 16, 16, generator=generator)
+    values = similarities(flat, other, ("ssim",))["ssim"]
+    assert values.isfinite().all() and values.abs().le(1.0).all()
+    same = similarities(other, other, ("ssim",))["ssim"]
+    torch.testing.assert_close(same, torch.ones(6))
+    assert similarities(torch.zeros(2, 16, 16), torch.zeros(2, 16, 16), ("ssim",))["ssim"].isnan().all()

@@ -2,53 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pandas as pd
 import pytest
-import torch
 
 from benchmarks import plan as plan_module
 from benchmarks import report, run
-from benchmarks.train import write_checkpoint
-from signed_saliency import methods, models
-from signed_saliency.models.checkpoints import half_state_dict
-
-TINY = """
-seed = 3
-batch_size = 4
-methods = ["saliency", "positive"]
-metrics = ["deletion", "sparseness"]
-examples = 2
-
-[[datasets]]
-name = "signed-shapes"
-split = "test"
-n_images = 8
-models = ["cnn"]
-options = {{ n = 40 }}
-
-[settings.deletion]
-steps = {steps}
-"""
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    """A cache holding a seeded, untrained signed-shapes CNN, and a tiny config file."""
-    monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
-    torch.manual_seed(0)
-    model = models.get("cnn").build(num_classes=10)
-    manifest = {"dataset": "signed-shapes", "model": "cnn", "num_classes": 10, "image_size": 32, "epochs": 0}
-    write_checkpoint(half_state_dict(model), manifest, tmp_path / "cache" / "checkpoints" / "signed-shapes-cnn.pt")
-
-    def config(steps: int = 4) -> str:
-        path = tmp_path / f"tiny-{steps}.toml"
-        path.write_text(textwrap.dedent(TINY.format(steps=steps)))
-        return str(path)
-
-    return tmp_path, config
-
+from signed_saliency import methods
 
 def run_ok(*argv: str) -> None:
     assert run.main([*argv, "--quiet"]) == 0

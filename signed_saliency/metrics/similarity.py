@@ -78,8 +78,11 @@ def _scaled(maps: Tensor) -> np.ndarray:
 
 
 def _ssim_pairs(first: np.ndarray, second: np.ndarray) -> Tensor:
-    """SSIM of each pair of scaled maps, with the data range spanned by the pair (as
-    Quantus does)."""
+    """SSIM of each pair of scaled maps over the range scaled maps can span: [0, 1], or
+    [-1, 1] when either map has negative values. Quantus takes the range the pair spans
+    instead; for a nearly constant pair (Grad-CAM upsampled from a 1x1 or 2x2 feature map)
+    that range is tiny, SSIM's stabilising constants vanish with it, and rounding drives
+    the value far outside [-1, 1]."""
     from skimage.metrics import structural_similarity
 
     side = min(first.shape[1:])
@@ -87,9 +90,10 @@ def _ssim_pairs(first: np.ndarray, second: np.ndarray) -> Tensor:
     result = np.full(len(first), np.nan)
     with threadpool_limits(1):
         for i, (one, other) in enumerate(zip(first, second)):
-            data_range = float(max(one.max(), other.max()) - min(one.min(), other.min()))
-            if data_range > 0:
-                result[i] = structural_similarity(one, other, win_size=window, data_range=data_range)
+            if not (one.any() or other.any()):
+                continue  # two zero maps: no structure to compare
+            data_range = 2.0 if min(one.min(), other.min()) < 0 else 1.0
+            result[i] = structural_similarity(one, other, win_size=window, data_range=data_range)
     return torch.from_numpy(result).float()
 
 

@@ -1,0 +1,219 @@
+"""The paper's tables and figures, built from the parts of a ``--config paper`` run.
+
+    python -m benchmarks.run --config paper        # runs the parts, then this
+    python -m benchmarks.paper results/paper       # rebuild from finished parts (e.g. merged shards)
+
+Writes into the run folder:
+
+- ``table1.csv/.md``: test accuracy of the shipped checkpoints beside the paper's;
+- ``tables2_3.csv/.md``: deletion AUC of allegiance under the paper's protocol
+  (``deletion-paper``) beside the published value, and under the fair ``deletion`` with a
+  paired Wilcoxon test against saliency;
+- ``headline.md``: every method under every metric, headline variant, per (dataset, model);
+- ``figures/paper-maps-*``: the paper's figure (image, saliency, positive, negative, active,
+  inactive), ``figures/classes-*``: one correctly classified image per class, and
+  ``figures/randomisation``: the model-randomisation sanity check of every model;
+- ``timings.csv/.md``: wall time of every part's stages and their share of the whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from benchmarks import table1
+from benchmarks.files import write_atomically
+from benchmarks.report import read_plan, terminal_summary
+from signed_saliency.errors import UserError
+
+# (baseline, map) -> the published AUC per (dataset, model) column of the paper's Tables 2-3.
+PUBLISHED = {
+    ("black", "saliency"): (0.23, 0.23, 0.24, 0.26),
+    ("black", "positive"): (0.14, 0.11, 0.12, 0.14),
+    ("black", "active"): (0.15, 0.11, 0.16, 0.14),
+    ("white", "saliency"): (0.21, 0.22, 0.21, 0.23),
+    ("white", "negative"): (0.14, 0.12, 0.11, 0.18),
+    ("white", "inactive"): (0.15, 0.12, 0.14, 0.16),
+}
+COLUMNS = (("cifar10", "cnn"), ("cifar10", "resnet18"), ("imagenette", "cnn"), ("imagenette", "resnet18"))
+# The paper's figure: the image, then these maps, named as the paper names them.
+FIGURE_MAPS = ("saliency", "positive", "negative", "active", "inactive")
+FIGURE_ROWS = 4
+RANDOMISATION_MEASURES = ("cascading/spearman", "cascading/ssim")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    # variants are "" for single-valued metrics: keep them as empty strings, not NaN
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"variant": ""})
+
+
+def load_parts(parts: list[Path]) -> list[dict[str, Any]]:
+    """Each finished part's plan, summary and significance (a part not yet reported is skipped)."""
+    loaded = []
+    for folder in parts:
+        if not (folder / "summary.csv").is_file():
+            continue
+        loaded.append({
+            "folder": folder,
+            "plan": read_plan(folder),
+            "summary": _read_csv(folder / "summary.csv"),
+            "significance": _read_csv(folder / "significance.csv"),
+            "manifest": json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {},
+        })
+    if not loaded:
+        raise UserError(f"no finished part under {', '.join(map(str, parts))}: run python -m benchmarks.run --config paper")
+    return loaded
+
+
+def _deletion_part(loaded: list[dict[str, Any]], dataset: str, model: str) -> Optional[dict[str, Any]]:
+    """The first part (in the suite's order) that ran the paper's deletion on this model:
+    the paper suite lists its whole-test-set deletion part first."""
+    for part in loaded:
+        summary = part["summary"]
+        if ((summary["dataset"] == dataset) & (summary["model"] == model) & (summary["metric"] == "deletion-paper")).any():
+            return part
+    return None
+
+
+def tables2_3(loaded: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for (baseline, method), published in PUBLISHED.items():
+        for (dataset, model), paper_value in zip(COLUMNS, published):
+            row = {"baseline": baseline, "map": method, "dataset": dataset, "model": model, "published": paper_value}
+            part = _deletion_part(loaded, dataset, model)
+            if part is not None:
+                summary, significance = part["summary"], part["significance"]
+
+                def pick(frame: pd.DataFrame, metric: str, variant: str) -> pd.DataFrame:
+                    return frame[(frame["dataset"] == dataset) & (frame["model"] == model) & (frame["method"] == method)
+                                 & (frame["metric"] == metric) & (frame["variant"] == variant)]
+
+                ours = pick(summary, "deletion-paper", baseline)
+                fair = pick(summary, "deletion", f"{baseline}/allegiance")
+                test = pick(significance, "deletion", f"{baseline}/allegiance")
+                if len(ours):
+                    row |= {"paper_protocol": ours["mean"].iloc[0], "difference": ours["mean"].iloc[0] - paper_value,
+                            "n_images": int(ours["n"].iloc[0])}
+                if len(fair):
+                    row |= {"fair": fair["mean"].iloc[0], "fair_ci_low": fair["ci_low"].iloc[0],
+                            "fair_ci_high": fair["ci_high"].iloc[0]}
+                if len(test):
+                    row |= {"fair_p_holm_vs_saliency": test["p_holm"].iloc[0],
+                            "fair_effect_vs_saliency": test["effect_size"].iloc[0]}
+            rows.append(row)
+    columns = ["baseline", "map", "dataset", "model", "published", "paper_protocol", "difference", "fair",
+               "fair_ci_low", "fair_ci_high", "fair_p_holm_vs_saliency", "fair_effect_vs_saliency", "n_images"]
+    return pd.DataFrame(rows).reindex(columns=columns).astype({"n_images": "Int64"})
+
+
+def tables2_3_markdown(table: pd.DataFrame) -> str:
+    def number(value: Any, fmt: str) -> str:
+        return "-" if pd.isna(value) else format(value, fmt)
+
+    header = ["deleted to", "map", "dataset / model", "published", "paper protocol", "difference",
+              "fair [95% CI]", "fair vs saliency: p (Holm), effect", "images"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table.itertuples(index=False):
+        ran = not pd.isna(row.paper_protocol)
+        fair = (f"{row.fair:.3f} [{row.fair_ci_low:.3f}, {row.fair_ci_high:.3f}]" if not pd.isna(row.fair) else "-")
+        test = (f"{row.fair_p_holm_vs_saliency:.1e}, {row.fair_effect_vs_saliency:+.2f}"
+                if not pd.isna(row.fair_p_holm_vs_saliency) else "-")
+        lines.append("| " + " | ".join([
+            row.baseline, row.map, f"{row.dataset} / {row.model}", f"{row.published:.2f}",
+            number(row.paper_protocol, ".3f") if ran else "not run yet", number(row.difference, "+.3f"),
+            fair, test, number(row.n_images, ".0f"),
+        ]) + " |")
+    return "\n".join([
+        "# Tables 2-3: deletion AUC of allegiance (lower is better)",
+        "",
+        "`paper protocol`: our `deletion-paper`, the public code's rule (min-max normalised maps; pixels",
+        "strictly above the rank threshold and non-zero are deleted; trapezoid over [0, 0.9]).",
+        "`fair`: our `deletion` (the same number of pixels for every map at every step, ties in seeded",
+        "random order; normalised AUC over [0, 1]), with a paired Wilcoxon signed-rank test against",
+        "saliency over the same images (Holm-corrected p; matched-pairs rank-biserial effect, negative:",
+        "the map's curve falls faster than saliency's).",
+        "",
+        *lines,
+        "",
+    ])
+
+
+def headline(loaded: list[dict[str, Any]]) -> str:
+    """Every part's method-by-metric table except the deletion-only ones."""
+    blocks = [
+        f"## {part['folder'].name}\n\n```{terminal_summary(part['summary'], part['plan'])}\n```\n"
+        for part in loaded if len(part["plan"]["metrics"]) > 2
+    ]
+    return "# Every method under every metric (headline variant; all variants with CIs in each part's summary.md)\n\n" + "\n".join(blocks)
+
+
+def timings(loaded: list[dict[str, Any]]) -> pd.DataFrame:
+    """Seconds per (part, stage) over every invocation that computed shards: the cost of
+    regenerating the results, however many sessions a resumed run took."""
+    rows = []
+    for part in loaded:
+        for invocation in part["manifest"].get("runs", []):
+            stages = invocation["stage_seconds"]
+            for stage, seconds in {**stages, "other": invocation["wall_seconds"] - sum(stages.values())}.items():
+                rows.append({"part": part["folder"].name, "stage": stage, "seconds": max(seconds, 0.0),
+                             "threads": invocation["torch_threads"]})
+    frame = pd.DataFrame(rows, columns=["part", "stage", "seconds", "threads"])
+    frame = frame.groupby(["part", "stage", "threads"], as_index=False, sort=False)["seconds"].sum()
+    total = frame["seconds"].sum()
+    return frame.assign(share=frame["seconds"] / total if total else 0.0)
+
+
+def timings_markdown(frame: pd.DataFrame, loaded: list[dict[str, Any]]) -> str:
+    devices = sorted({str(part["manifest"].get("device", "?")) for part in loaded})
+    total = frame["seconds"].sum()
+    shown = frame.sort_values("seconds", ascending=False).assign(
+        seconds=lambda f: f["seconds"].round(1), share=lambda f: (100 * f["share"]).round(1))
+    return (f"# Wall time: {total / 60:.1f} min ({', '.join(devices)}), summed over the runs that computed shards\n\n"
+            + shown.rename(columns={"share": "share %"}).to_markdown(index=False) + "\n")
+
+
+def write(out: Path, parts: list[Path]) -> str:
+    """Build every table and figure; return the text to print."""
+    from benchmarks import figures
+
+    loaded = load_parts(parts)
+    accuracy = table1.table()
+    write_atomically(out / "table1.csv", lambda t: accuracy.to_csv(t, index=False))
+    write_atomically(out / "table1.md", lambda t: t.write_text(table1.markdown(accuracy)))
+    deletion = tables2_3(loaded)
+    deletion_text = tables2_3_markdown(deletion)
+    write_atomically(out / "tables2_3.csv", lambda t: deletion.to_csv(t, index=False, float_format="%.4f"))
+    write_atomically(out / "tables2_3.md", lambda t: t.write_text(deletion_text))
+    write_atomically(out / "headline.md", lambda t: t.write_text(headline(loaded)))
+    times = timings(loaded)
+    times_text = timings_markdown(times, loaded)
+    write_atomically(out / "timings.csv", lambda t: times.to_csv(t, index=False, float_format="%.2f"))
+    write_atomically(out / "timings.md", lambda t: t.write_text(times_text))
+    figures.draw_paper_figures(out / "figures", [part["folder"] for part in loaded], FIGURE_MAPS, FIGURE_ROWS,
+                               RANDOMISATION_MEASURES)
+    return "\n".join([table1.markdown(accuracy), deletion_text, times_text])
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.paper", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="the --out folder of a --config paper run (its parts are its subfolders)")
+    args = parser.parse_args(argv)
+    try:
+        from benchmarks.config import load_config
+
+        suite = load_config("paper")
+        text = write(args.out, [args.out / Path(part).stem for part in suite.parts])
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The paper suite: parts run into subfolders, then the paper's tables and figures."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmarks import paper, run
+
+DELETION_PART = """
+seed = 1
+batch_size = 4
+methods = ["saliency", "positive", "negative", "active", "inactive"]
+metrics = ["deletion-paper", "deletion"]
+examples = 0
+missing_models = "skip"
+
+[[datasets]]
+name = "signed-shapes"
+split = "test"
+n_images = 8
+models = ["cnn", "resnet18"]
+options = { n = 40 }
+
+[settings.deletion]
+steps = 4
+"""
+
+SUITE_PART = """
+seed = 1
+batch_size = 4
+methods = ["saliency", "positive", "negative", "active", "inactive", "edge"]
+metrics = ["randomisation", "sparseness", "sign-localisation"]
+examples = 10
+missing_models = "skip"
+
+[[datasets]]
+name = "signed-shapes"
+split = "test"
+n_images = 12
+models = ["cnn"]
+options = { n = 40 }
+
+[settings.randomisation]
+modes = ["cascading"]
+measures = ["spearman", "ssim"]
+layer_stride = 4
+"""
+
+
+@pytest.fixture
+def suite(workspace):
+    tmp, _ = workspace
+    (tmp / "part-deletion.toml").write_text(textwrap.dedent(DELETION_PART))
+    (tmp / "part-suite.toml").write_text(textwrap.dedent(SUITE_PART))
+    path = tmp / "tiny-paper.toml"
+    path.write_text('parts = ["part-deletion", "part-suite"]\nafter = "benchmarks.paper"\n')
+    return tmp, str(path)
+
+
+def test_paper_suite_runs_parts_then_writes_tables_and_figures(suite, capsys):
+    tmp, config = suite
+    out = tmp / "paper"
+    assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    assert "skipped: no trained 'resnet18' for 'signed-shapes'" in capsys.readouterr().err
+    for part in ["part-deletion", "part-suite"]:
+        assert (out / part / "summary.csv").is_file()
+    for name in ["table1.md", "tables2_3.csv", "tables2_3.md", "headline.md", "timings.csv", "timings.md"]:
+        assert (out / name).is_file(), name
+    figures = out / "figures"
+    for stem in ["paper-maps-signed-shapes-cnn", "classes-signed-shapes-cnn", "randomisation"]:
+        assert (figures / f"{stem}.png").is_file() and (figures / f"{stem}.pdf").is_file(), stem
+    examples = torch.load(out / "part-suite" / "examples" / "signed-shapes-cnn.pt", weights_only=False)
+    labels = examples["labels"].tolist()
+    classes = sorted(set(labels))
+    assert labels[: len(classes)] == classes  # one image per class, in class order, before any second
+    timings = pd.read_csv(out / "timings.csv")
+    assert set(timings["part"]) == {"part-deletion", "part-suite"} and timings["seconds"].ge(0).all()
+    assert "randomisation" in (out / "headline.md").read_text()
+
+
+def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, monkeypatch):
+    tmp, config = suite
+    out = tmp / "paper"
+    assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    first = {name: (out / name).read_bytes() for name in ["tables2_3.csv", "headline.md"]}
+    first |= {f"{part}/{name}": (out / part / name).read_bytes()
+              for part in ["part-deletion", "part-suite"] for name in ["scores.csv", "summary.csv", "significance.csv"]}
+    computed = []
+    real_score = run.score_batch
+    monkeypatch.setattr(run, "score_batch", lambda *a, **k: (computed.append(1), real_score(*a, **k))[1])
+    assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    assert computed == []
+    for name, content in first.items():
+        assert (out / name).read_bytes() == content, name
+    manifest = json.loads((out / "part-suite" / "manifest.json").read_text())
+    assert len(manifest["runs"]) == 1  # the rerun computed nothing, so it adds no cost
+
+
+def test_bad_part_is_caught_before_any_part_runs(suite, capsys):
+    tmp, config = suite
+    (tmp / "part-suite.toml").write_text(textwrap.dedent(SUITE_PART).replace('"edge"', '"edgy"'))
+    assert run.main(["--config", config, "--out", str(tmp / "paper"), "--quiet"]) == 2
+    assert "unknown method 'edgy'" in capsys.readouterr().err
+    assert not (tmp / "paper" / "part-deletion").exists()
+
+
+def test_tables2_3_set_ours_beside_the_published_value():
+    summary = pd.DataFrame([
+        {"dataset": "cifar10", "model": "cnn", "method": "positive", "metric": "deletion-paper", "variant": "black",
+         "mean": 0.10, "ci_low": 0.09, "ci_high": 0.11, "n": 50, "n_nonfinite": 0},
+        {"dataset": "cifar10", "model": "cnn", "method": "positive", "metric": "deletion", "variant": "black/allegiance",
+         "mean": 0.2, "ci_low": 0.18, "ci_high": 0.22, "n": 50, "n_nonfinite": 0},
+    ])
+    significance = pd.DataFrame([{"dataset": "cifar10", "model": "cnn", "method": "positive", "metric": "deletion",
+                                  "variant": "black/allegiance", "p_holm": 1e-5, "effect_size": -0.5}])
+    table = paper.tables2_3([{"summary": summary, "significance": significance}])
+    row = table[(table["map"] == "positive") & (table["dataset"] == "cifar10") & (table["model"] == "cnn")].iloc[0]
+    assert row["published"] == 0.14 and row["paper_protocol"] == 0.10
+    assert row["difference"] == pytest.approx(-0.04)
+    assert row["fair"] == 0.2 and row["fair_p_holm_vs_saliency"] == 1e-5 and row["n_images"] == 50
+    assert table["paper_protocol"].isna().sum() == len(table) - 1  # nothing else ran
+    assert "not run yet" in paper.tables2_3_markdown(table)
+
+
+def test_example_positions_prefer_correct_images_one_class_at_a_time():
+    labels = torch.tensor([0, 0, 1, 1, 2, 0])
+    correct = torch.tensor([False, True, True, False, False, True])
+    assert run.example_positions(labels, 3, correct) == [1, 2, 4]  # class 2 has no correct image: its first
+    assert run.example_positions(labels, 5, correct) == [1, 2, 4, 5, 3]
+    assert run.example_positions(labels, 4) == [0, 2, 4, 1]
