@@ -10,6 +10,8 @@ Writes into the run folder:
   (``deletion-paper``) beside the published value, and under the fair ``deletion`` with a
   paired Wilcoxon test against saliency;
 - ``headline.md``: every method under every metric, headline variant, per (dataset, model);
+- ``comparisons.csv/.md``: the paper's question as paired tests (positive vs saliency,
+  active vs positive, the sign split of other attributions vs positive, ...);
 - ``figures/paper-maps-*``: the paper's figure (image, saliency, positive, negative, active,
   inactive), ``figures/classes-*``: one correctly classified image per class, and
   ``figures/randomisation``: the model-randomisation sanity check of every model;
@@ -26,7 +28,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from benchmarks import table1
+from benchmarks import statistics, table1
 from benchmarks.files import write_atomically
 from benchmarks.report import read_plan, terminal_summary
 from signed_saliency.errors import UserError
@@ -45,6 +47,16 @@ COLUMNS = (("cifar10", "cnn"), ("cifar10", "resnet18"), ("imagenette", "cnn"), (
 FIGURE_MAPS = ("saliency", "positive", "negative", "active", "inactive")
 FIGURE_ROWS = 4
 RANDOMISATION_MEASURES = ("cascading/spearman", "cascading/ssim")
+# The paper's question as paired comparisons (map, against): does the sign help over
+# saliency, does "active" add to "positive", and is the gain the sign split's own (the
+# positive or negative part of other attributions) rather than these maps'?
+QUESTIONS = (
+    ("positive", "saliency"), ("negative", "saliency"), ("active", "saliency"), ("inactive", "saliency"),
+    ("active", "positive"), ("inactive", "negative"),
+    ("positive", "gradient-positive"), ("negative", "gradient-negative"),
+    ("integrated-gradients-positive", "positive"), ("smoothgrad-positive", "positive"),
+    ("integrated-gradients-negative", "negative"), ("smoothgrad-negative", "negative"),
+)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -65,8 +77,6 @@ def load_parts(parts: list[Path]) -> list[dict[str, Any]]:
             "significance": _read_csv(folder / "significance.csv"),
             "manifest": json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {},
         })
-    if not loaded:
-        raise UserError(f"no finished part under {', '.join(map(str, parts))}: run python -m benchmarks.run --config paper")
     return loaded
 
 
@@ -143,6 +153,55 @@ def tables2_3_markdown(table: pd.DataFrame) -> str:
     ])
 
 
+def comparisons(loaded: list[dict[str, Any]]) -> pd.DataFrame:
+    """:data:`QUESTIONS` on every variant of every metric of the parts that ran more than
+    deletion, with the first map's headline variant marked (its first in the metric's order)."""
+    frames = []
+    for part in loaded:
+        if len(part["plan"]["metrics"]) <= 2 or not (part["folder"] / "scores.csv").is_file():
+            continue
+        scores = _read_csv(part["folder"] / "scores.csv")
+        tests = statistics.paired_comparisons(scores, list(QUESTIONS))
+        first_variant = part["summary"].drop_duplicates(["dataset", "model", "method", "metric"])
+        first_variant = first_variant.set_index(["dataset", "model", "method", "metric"])["variant"]
+        keys = list(zip(tests["dataset"], tests["model"], tests["method"], tests["metric"]))
+        tests["headline"] = [first_variant.get(key) == variant for key, variant in zip(keys, tests["variant"])]
+        means = part["summary"].set_index(["dataset", "model", "method", "metric", "variant"])["mean"]
+        tests["mean"] = [means.get(key) for key in zip(tests["dataset"], tests["model"], tests["method"], tests["metric"], tests["variant"])]
+        tests["reference_mean"] = [means.get(key) for key in zip(tests["dataset"], tests["model"], tests["reference"], tests["metric"], tests["variant"])]
+        frames.append(tests)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def comparisons_markdown(tests: pd.DataFrame, plan_metrics: dict[str, Any]) -> str:
+    if tests.empty:
+        return "# The paper's question, paired\n\nNo suite part has finished yet.\n"
+    parts = [
+        "# The paper's question, paired",
+        "",
+        "Each cell: the map's mean, the reference's mean on the same images, and the matched-pairs",
+        "rank-biserial effect (+1: the map scores higher on every image) with its Holm-corrected",
+        "Wilcoxon p (`*` p < 0.01). Headline variant of each metric for the first map; the arrow",
+        "says which way is better. Every variant: comparisons.csv.",
+        "",
+    ]
+    shown = tests[tests["headline"]]
+    for (dataset, model), block in shown.groupby(["dataset", "model"], sort=False):
+        block = block.assign(
+            pair=block["method"] + " vs " + block["reference"],
+            column=[f"{metric}{'↑' if plan_metrics.get(metric, {}).get('higher_is_better') else '↓'}"
+                    for metric in block["metric"]],
+            cell=[f"{m:.3f} / {r:.3f}, {e:+.2f}{'*' if p < 0.01 else ''}"
+                  for m, r, e, p in zip(block["mean"], block["reference_mean"], block["effect_size"], block["p_holm"])],
+        )
+        table = block.pivot(index="pair", columns="column", values="cell")
+        table = table.reindex(index=list(dict.fromkeys(block["pair"])), columns=list(dict.fromkeys(block["column"])))
+        n = int(block["n"].max())
+        parts += [f"## {dataset} / {model} ({n} images)", "", table.fillna("-").rename_axis(columns=None).reset_index()
+                  .to_markdown(index=False), ""]
+    return "\n".join(parts)
+
+
 def headline(loaded: list[dict[str, Any]]) -> str:
     """Every part's method-by-metric table except the deletion-only ones."""
     blocks = [
@@ -185,11 +244,17 @@ def write(out: Path, parts: list[Path]) -> str:
     accuracy = table1.table()
     write_atomically(out / "table1.csv", lambda t: accuracy.to_csv(t, index=False))
     write_atomically(out / "table1.md", lambda t: t.write_text(table1.markdown(accuracy)))
+    if not loaded:
+        return table1.markdown(accuracy) + "\nNo part has finished shards yet: Tables 2-3 and the figures wait for them.\n"
     deletion = tables2_3(loaded)
     deletion_text = tables2_3_markdown(deletion)
     write_atomically(out / "tables2_3.csv", lambda t: deletion.to_csv(t, index=False, float_format="%.4f"))
     write_atomically(out / "tables2_3.md", lambda t: t.write_text(deletion_text))
     write_atomically(out / "headline.md", lambda t: t.write_text(headline(loaded)))
+    tests = comparisons(loaded)
+    plan_metrics = {name: meta for part in loaded for name, meta in part["plan"]["metrics"].items()}
+    write_atomically(out / "comparisons.csv", lambda t: tests.to_csv(t, index=False, float_format="%.6g"))
+    write_atomically(out / "comparisons.md", lambda t: t.write_text(comparisons_markdown(tests, plan_metrics)))
     times = timings(loaded)
     times_text = timings_markdown(times, loaded)
     write_atomically(out / "timings.csv", lambda t: times.to_csv(t, index=False, float_format="%.2f"))
@@ -207,7 +272,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from benchmarks.config import load_config
 
         suite = load_config("paper")
-        text = write(args.out, [args.out / Path(part).stem for part in suite.parts])
+        parts = [args.out / Path(part).stem for part in suite.parts]
+        if not any((part / "summary.csv").is_file() for part in parts):
+            raise UserError(f"no finished part in {args.out}: run python -m benchmarks.run --config paper first")
+        text = write(args.out, parts)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

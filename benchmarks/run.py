@@ -23,7 +23,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="output folder (default: results/<config name>)")
     parser.add_argument("--seed", type=int, help="seed for image choice and every metric's randomness")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: the config's, 2)")
+    parser.add_argument("--stop-after", type=float, metavar="MINUTES",
+                        help="start no new batch after this many minutes, then report what is finished; "
+                        "a rerun resumes the rest")
     parser.add_argument("--shard", help="run only slice i/n of the plan (0 <= i < n); merge with python -m benchmarks.report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     return parser
@@ -275,15 +278,21 @@ def execute(
     device: torch.device,
     timer: StageTimer,
     quiet: bool,
+    deadline: Optional[float] = None,
 ) -> int:
-    """Compute every shard not yet on disk; return how many were computed."""
+    """Compute every shard not yet on disk, batch by batch (``deadline``, a
+    ``time.perf_counter()`` value, stops the start of new batches); return how many were computed."""
     by_dataset = {item.run.name: item for item in prepared}
     pending_by_group = [(group, [s for s in group.shards if find_shard([out], s) is None]) for group in groups]
     total = sum(len(pending) for _, pending in pending_by_group)
     progress = tqdm(total=total, desc="shards", unit="shard", disable=quiet or total == 0, dynamic_ncols=True)
+    computed = 0
     for group, pending in pending_by_group:
         if not pending:
             continue
+        if deadline is not None and time.perf_counter() > deadline:
+            progress.write(f"--stop-after reached: {total - computed} shards left for the next run", file=sys.stderr)
+            break
         item = by_dataset[group.dataset]
         model = item.models[group.model].module
         positions = list(group.image_positions)
@@ -310,9 +319,10 @@ def execute(
             scores.insert(3, "label", scores["image"].map(label_of).astype("int64"))
             with timer("write shards"):
                 save_shard(out, shard, scores, curves)
+            computed += 1
             progress.update()
     progress.close()
-    return total
+    return computed
 
 
 def example_positions(labels: torch.Tensor, count: int, correct: Optional[torch.Tensor] = None) -> list[int]:
@@ -388,42 +398,74 @@ def run(args: argparse.Namespace) -> int:
         return 0
     loaded = load_config(args.config)
     shard = parse_shard_spec(args.shard) if args.shard else (0, 1)
+    deadline = None
+    if args.stop_after is not None:
+        if args.stop_after <= 0:
+            raise UserError(f"--stop-after must be a positive number of minutes, got {args.stop_after}")
+        deadline = time.perf_counter() + 60 * args.stop_after
     out = prepare_output(Path(args.out) if args.out else RESULTS_DIR / loaded.name)
     if isinstance(loaded, SuiteConfig):
-        return run_suite(loaded, args, out, shard)
-    run_config(with_overrides(loaded, args), args, out, shard, show_summary=not args.quiet)
+        return run_suite(loaded, args, out, shard, deadline)
+    run_config(with_overrides(loaded, args), args, out, shard, show_summary=not args.quiet, deadline=deadline)
     return 0
 
 
-def with_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
+def with_overrides(config: RunConfig, args: argparse.Namespace, *, select: bool = True) -> RunConfig:
+    """The config with the command line's flags; ``select=False`` leaves out the flags that
+    choose datasets and models."""
     config = apply_overrides(
-        config, datasets_=args.datasets, models_=args.models, methods_=args.methods,
-        metrics_=args.metrics, n_images=args.n_images, device=args.device, data_root=args.data_root,
-        seed=args.seed, batch_size=args.batch_size, download=args.download, threads=args.threads,
+        config, datasets_=args.datasets if select else None, models_=args.models if select else None,
+        methods_=args.methods, metrics_=args.metrics, n_images=args.n_images, device=args.device,
+        data_root=args.data_root, seed=args.seed, batch_size=args.batch_size, download=args.download,
+        threads=args.threads,
     )
     config.validate()
     return config
 
 
-def run_suite(suite: SuiteConfig, args: argparse.Namespace, out: Path, shard: tuple[int, int]) -> int:
+def run_suite(
+    suite: SuiteConfig, args: argparse.Namespace, out: Path, shard: tuple[int, int], deadline: Optional[float] = None
+) -> int:
     """Every part into its own subfolder (all validated before the first starts), then the
-    suite's ``after`` module over the finished parts."""
-    parts = [with_overrides(load_config(part), args) for part in suite.parts]
-    folders = []
+    suite's ``after`` module over the parts' folders.
+
+    Here ``--datasets`` and ``--models`` choose what is computed now, not what the parts
+    plan: each part's report covers every finished shard of its whole plan, so the suite
+    can be brought up to date one model at a time as models get trained."""
+    parts = [with_overrides(load_config(part), args, select=False) for part in suite.parts]
+    known = {(run.name, model) for part in parts for run in part.datasets for model in run.models}
+    if args.datasets and not {name for name, _ in known} >= set(args.datasets):
+        raise UserError(f"suite {suite.name!r} has no dataset {', '.join(sorted(set(args.datasets) - {n for n, _ in known}))}")
+    if args.models and not {model for _, model in known} >= set(args.models):
+        raise UserError(f"suite {suite.name!r} has no model {', '.join(sorted(set(args.models) - {m for _, m in known}))}")
+
+    def chosen(group: Group) -> bool:
+        return (not args.datasets or group.dataset in args.datasets) and (not args.models or group.model in args.models)
+
     for number, config in enumerate(parts, start=1):
         if not args.quiet:
             print(f"[{suite.name} part {number}/{len(parts)}] {config.name}", file=sys.stderr)
-        folders.append(prepare_output(out / config.name))
-        run_config(config, args, folders[-1], shard, show_summary=False)
+        run_config(config, args, prepare_output(out / config.name), shard, show_summary=False, compute=chosen,
+                   deadline=deadline)
     if suite.after and shard[1] == 1:
-        text = importlib.import_module(suite.after).write(out, folders)
+        text = importlib.import_module(suite.after).write(out, [out / config.name for config in parts])
         if not args.quiet:
             print(text)
             print(f"\nresults in {out}")
     return 0
 
 
-def run_config(config: RunConfig, args: argparse.Namespace, out: Path, shard: tuple[int, int], show_summary: bool) -> None:
+def run_config(
+    config: RunConfig,
+    args: argparse.Namespace,
+    out: Path,
+    shard: tuple[int, int],
+    show_summary: bool,
+    compute: Callable[[Group], bool] = lambda group: True,
+    deadline: Optional[float] = None,
+) -> None:
+    """Plan ``config``, compute the shards of the groups ``compute`` picks (in this slice
+    of the plan), then report on every finished shard."""
     shard_index, shard_count = shard
     device = resolve_device(config.device)
     torch.set_num_threads(config.threads)
@@ -432,10 +474,17 @@ def run_config(config: RunConfig, args: argparse.Namespace, out: Path, shard: tu
     prepared = prepare(config, device, timer, args.quiet)
     groups = build_plan(config, prepared)
     write_plan(out, config, groups, prepared)
-    computed = execute(select_groups(groups, shard_index, shard_count), prepared, config, out, device, timer, args.quiet)
+    # batch 0 of every (dataset, model) first, then batch 1, ...: a run stopped early has
+    # covered every model on the same number of images
+    picked = sorted((group for group in select_groups(groups, shard_index, shard_count) if compute(group)),
+                    key=lambda group: group.batch)
+    computed = execute(picked, prepared, config, out, device, timer, args.quiet, deadline)
     if shard_count > 1:
         if not args.quiet:
             print(f"shard {shard_index}/{shard_count} done in {out}; merge with: python -m benchmarks.report DIR ...")
+        return
+    if not any(find_shard([out], shard) for group in groups for shard in group.shards):
+        print(f"note: {config.name}: nothing computed yet, so no report", file=sys.stderr)
         return
     with timer("examples"):
         save_examples(prepared, config, out, device)

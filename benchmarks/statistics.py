@@ -80,16 +80,22 @@ def paired_test(method_values: np.ndarray, reference_values: np.ndarray) -> dict
 def significance(scores: pd.DataFrame, reference: str = "saliency") -> pd.DataFrame:
     """Every method against ``reference`` on the same images, per (dataset, model, metric,
     variant); Holm-corrected across the methods of each such family."""
+    methods = [m for m in dict.fromkeys(scores["method"]) if m != reference] if len(scores) else []
+    return paired_comparisons(scores, [(method, reference) for method in methods])
+
+
+def paired_comparisons(scores: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """Each (method, reference) pair on the images both scored, per (dataset, model, metric,
+    variant); Holm-corrected across the pairs of each such family."""
     columns = GROUP + ["reference", "n", "statistic", "p_value", "p_holm", "effect_size", "median_difference"]
-    if reference not in set(scores["method"]):
-        return pd.DataFrame(columns=columns)
+    wanted = {name for pair in pairs for name in pair}
     rows = []
-    for key, block in scores.groupby(["dataset", "model", "metric", "variant"], sort=False):
+    for key, block in scores[scores["method"].isin(wanted)].groupby(["dataset", "model", "metric", "variant"], sort=False):
         wide = block.pivot(index="image", columns="method", values="value")
-        if reference not in wide:
-            continue
         family = []
-        for method in [m for m in dict.fromkeys(block["method"]) if m != reference]:
+        for method, reference in pairs:
+            if method not in wide or reference not in wide:
+                continue
             pair = wide[[method, reference]].replace([np.inf, -np.inf], np.nan).dropna()
             if len(pair) == 0:
                 continue

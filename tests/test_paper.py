@@ -69,7 +69,7 @@ def test_paper_suite_runs_parts_then_writes_tables_and_figures(suite, capsys):
     assert "skipped: no trained 'resnet18' for 'signed-shapes'" in capsys.readouterr().err
     for part in ["part-deletion", "part-suite"]:
         assert (out / part / "summary.csv").is_file()
-    for name in ["table1.md", "tables2_3.csv", "tables2_3.md", "headline.md", "timings.csv", "timings.md"]:
+    for name in ["table1.md", "tables2_3.csv", "tables2_3.md", "headline.md", "comparisons.md", "timings.csv", "timings.md"]:
         assert (out / name).is_file(), name
     figures = out / "figures"
     for stem in ["paper-maps-signed-shapes-cnn", "classes-signed-shapes-cnn", "randomisation"]:
@@ -81,6 +81,9 @@ def test_paper_suite_runs_parts_then_writes_tables_and_figures(suite, capsys):
     timings = pd.read_csv(out / "timings.csv")
     assert set(timings["part"]) == {"part-deletion", "part-suite"} and timings["seconds"].ge(0).all()
     assert "randomisation" in (out / "headline.md").read_text()
+    tests = pd.read_csv(out / "comparisons.csv")
+    assert {("active", "positive"), ("positive", "saliency")} <= set(zip(tests["method"], tests["reference"]))
+    assert tests["p_holm"].between(0, 1).all() and tests["headline"].any()
 
 
 def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, monkeypatch):
@@ -99,6 +102,20 @@ def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, m
         assert (out / name).read_bytes() == content, name
     manifest = json.loads((out / "part-suite" / "manifest.json").read_text())
     assert len(manifest["runs"]) == 1  # the rerun computed nothing, so it adds no cost
+
+
+def test_suite_brought_up_to_date_one_model_at_a_time(suite, capsys):
+    tmp, config = suite
+    out = tmp / "paper"
+    # resnet18 is planned but untrained: nothing to compute, no report, no error
+    assert run.main(["--config", config, "--out", str(out), "--models", "resnet18", "--quiet"]) == 0
+    assert "nothing computed yet" in capsys.readouterr().err
+    assert not (out / "part-suite" / "summary.csv").exists()
+    assert run.main(["--config", config, "--out", str(out), "--models", "cnn", "--quiet"]) == 0
+    summary = pd.read_csv(out / "part-suite" / "summary.csv")
+    assert set(summary["model"]) == {"cnn"} and (out / "tables2_3.md").is_file()
+    assert run.main(["--config", config, "--out", str(out), "--datasets", "cifar10", "--quiet"]) == 2
+    assert "has no dataset cifar10" in capsys.readouterr().err
 
 
 def test_bad_part_is_caught_before_any_part_runs(suite, capsys):

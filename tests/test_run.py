@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
 from benchmarks import plan as plan_module
 from benchmarks import report, run
 from signed_saliency import methods
+
+REAL_PERF_COUNTER = time.perf_counter
 
 def run_ok(*argv: str) -> None:
     assert run.main([*argv, "--quiet"]) == 0
@@ -148,3 +152,25 @@ def test_unknown_config_key_and_unwritable_output(workspace, capsys):
     (tmp / "a-file").write_text("")
     assert run.main(["--config", config(), "--out", str(tmp / "a-file" / "sub"), "--quiet"]) == 2
     assert "cannot write to output folder" in capsys.readouterr().err
+
+
+def test_stop_after_reports_what_is_finished_and_the_rest_resumes(workspace, monkeypatch, capsys):
+    tmp, config = workspace
+    clock = {"now": 0.0}  # a clock that moves a minute with every shard saved
+    real_save = run.save_shard
+
+    def save_and_tick(*args, **kwargs):
+        real_save(*args, **kwargs)
+        clock["now"] += 60.0
+
+    monkeypatch.setattr(run, "save_shard", save_and_tick)
+    monkeypatch.setattr(run.time, "perf_counter", lambda: clock["now"])
+    assert run.main(["--config", config(), "--out", str(tmp / "a"), "--stop-after", "1", "--quiet"]) == 0
+    assert "4 shards left for the next run" in capsys.readouterr().err  # batch 0 done, batch 1 not started
+    assert len(list((tmp / "a" / "shards").rglob("*.pkl"))) == 4
+    assert pd.read_csv(tmp / "a" / "summary.csv")["n"].max() == 4
+    monkeypatch.setattr(run, "save_shard", real_save)
+    monkeypatch.setattr(run.time, "perf_counter", REAL_PERF_COUNTER)
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    assert len(list((tmp / "a" / "shards").rglob("*.pkl"))) == 8
+    assert run.main(["--config", config(), "--stop-after", "0", "--quiet"]) == 2
