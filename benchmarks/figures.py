@@ -42,6 +42,17 @@ def _display_range(values: np.ndarray, signed: bool) -> tuple[float, float]:
     return (-top, top) if signed else (0.0, top)
 
 
+def _palette(methods: list[str]) -> dict[str, Any]:
+    return dict(zip(methods, sns.color_palette("tab10" if len(methods) <= 10 else "tab20", len(methods))))
+
+
+def _mean_band(axis: plt.Axes, curve: pd.DataFrame, colour: Any, label: str) -> None:
+    """One method's mean curve with its 95% normal band, from ``mean``/``sem`` indexed by x."""
+    x, mean, band = curve.index.get_level_values("x"), curve["mean"].to_numpy(), 1.96 * curve["sem"].to_numpy()
+    axis.plot(x, mean, color=colour, linewidth=1.2, label=label)
+    axis.fill_between(x, mean - band, mean + band, color=colour, alpha=0.15, linewidth=0)
+
+
 def qualitative_grid(examples: dict[str, Any], methods_meta: dict[str, dict[str, str]], title: str) -> plt.Figure:
     names = [n for n in examples["maps"] if methods_meta.get(n, {}).get("family") in GRID_FAMILIES]
     images = examples["images"].float().div(255).permute(0, 2, 3, 1).numpy()
@@ -83,12 +94,10 @@ def curve_figure(block: pd.DataFrame, methods_meta: dict[str, dict[str, str]], t
     figure, axes = plt.subplots(
         rows, columns, figsize=(3.0 * columns + 2.2, 2.4 * rows), squeeze=False, layout="constrained"
     )
-    colours = dict(zip(shown, sns.color_palette("tab10" if len(shown) <= 10 else "tab20", len(shown))))
+    colours = _palette(shown)
     axis_of = dict(zip(variants, axes.flat))
     for (variant, method), curve in stats.groupby(level=["variant", "method"], sort=False):
-        x, mean, band = curve.index.get_level_values("x"), curve["mean"].to_numpy(), 1.96 * curve["sem"].to_numpy()
-        axis_of[variant].plot(x, mean, color=colours[method], linewidth=1.2, label=method)
-        axis_of[variant].fill_between(x, mean - band, mean + band, color=colours[method], alpha=0.15, linewidth=0)
+        _mean_band(axis_of[variant], curve, colours[method], method)
     for variant, axis in axis_of.items():
         axis.set_title(variant or "value", fontsize=8)
         axis.set_xlabel(x_label, fontsize=7)
@@ -184,12 +193,9 @@ def randomisation_figure(
     panels = list(dict.fromkeys(zip(curves["dataset"], curves["model"])))
     figure, axes = plt.subplots(len(measures), len(panels), figsize=(3.0 * len(panels) + 2.0, 2.5 * len(measures)),
                                 squeeze=False, layout="constrained")
-    colours = dict(zip(shown, sns.color_palette("tab10" if len(shown) <= 10 else "tab20", len(shown))))
+    colours = _palette(shown)
     for (dataset, model, variant, method), curve in stats.groupby(level=["dataset", "model", "variant", "method"], sort=False):
-        axis = axes[measures.index(variant), panels.index((dataset, model))]
-        x, mean, band = curve.index.get_level_values("x"), curve["mean"].to_numpy(), 1.96 * curve["sem"].to_numpy()
-        axis.plot(x, mean, color=colours[method], linewidth=1.2, label=method)
-        axis.fill_between(x, mean - band, mean + band, color=colours[method], alpha=0.15, linewidth=0)
+        _mean_band(axes[measures.index(variant), panels.index((dataset, model))], curve, colours[method], method)
     for row, measure in enumerate(measures):
         for column, (dataset, model) in enumerate(panels):
             axes[row, column].set_title(f"{dataset} / {model}: {measure}", fontsize=8)
