@@ -2,7 +2,7 @@
 
 A shard is one (dataset, model, batch of images, method, metric). Its key hashes
 everything its rows depend on (the dataset entry, the image indices, the checkpoint's
-sha256, the metric's settings, the seed, the package version), so a rerun finds finished
+sha256, the metric's settings and revision, the seed, the package version), so a rerun finds finished
 shards by key and a changed config or checkpoint simply names new keys: stale rows are
 never mixed with new ones.
 
@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 import signed_saliency
+from signed_saliency import metrics
 from benchmarks.files import write_atomically
 
 
@@ -61,6 +62,17 @@ class Group:
     shards: tuple[Shard, ...]
 
 
+def _key_extras(metric: str, precision: str) -> dict[str, Any]:
+    # Only what differs from the defaults is added, so the keys of shards written before
+    # metrics had revisions and runs had precisions stay valid: a fixed metric (revision
+    # 2, ...) and a perturbation metric run in bf16 name new keys.
+    spec = metrics.get(metric)
+    extras: dict[str, Any] = {"revision": spec.revision} if spec.revision > 1 else {}
+    if precision != "float32" and spec.family == "perturbation":
+        extras["precision"] = precision
+    return extras
+
+
 def make_group(
     *,
     dataset: str,
@@ -73,6 +85,7 @@ def make_group(
     method_names: list[str],
     metric_settings: dict[str, dict[str, Any]],
     seed: int,
+    precision: str = "float32",
 ) -> Group:
     base = {
         "dataset": dataset_entry,
@@ -89,7 +102,7 @@ def make_group(
             batch=batch,
             method=method,
             metric=metric,
-            key=stable_hash({**base, "method": method, "metric": metric, "settings": settings}),
+            key=stable_hash({**base, "method": method, "metric": metric, "settings": settings, **_key_extras(metric, precision)}),
         )
         for method in method_names
         for metric, settings in metric_settings.items()

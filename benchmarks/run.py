@@ -38,6 +38,7 @@ from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.datasets.core import GroundTruth, ImageSet
 from signed_saliency.engine import predict, score_batch
 from signed_saliency.errors import UserError
+from signed_saliency.metrics.perturbation import forward_model
 
 
 class MissingCheckpointError(UserError):
@@ -65,6 +66,7 @@ class LoadedModel:
     module: nn.Module
     checkpoint: Path
     sha256: str
+    forward_module: nn.Module  # what the perturbation metrics call: ``module`` or a bf16 copy
 
 
 @dataclass
@@ -200,7 +202,11 @@ def load_model(
     model, manifest = load_checkpoint(path, expect={"dataset": dataset_run.name, "model": model_name})
     if manifest.get("num_classes", num_classes) != num_classes:
         raise UserError(f"checkpoint {path} has {manifest['num_classes']} classes, dataset has {num_classes}")
-    return LoadedModel(name=model_name, module=model.to(device).eval(), checkpoint=path, sha256=manifest["sha256"])
+    model = model.to(device).eval()
+    return LoadedModel(
+        name=model_name, module=model, checkpoint=path, sha256=manifest["sha256"],
+        forward_module=forward_model(model, dataset_run.precision),
+    )
 
 
 def prepare(config: RunConfig, device: torch.device, timer: StageTimer, quiet: bool) -> list[PreparedDataset]:
@@ -256,7 +262,7 @@ def build_plan(config: RunConfig, prepared: list[PreparedDataset]) -> list[Group
                         dataset=item.run.name, model=model.name, batch=batch, image_positions=positions,
                         image_indices=tuple(indices[p] for p in positions), dataset_entry=entry,
                         checkpoint_sha256=model.sha256, method_names=method_names,
-                        metric_settings=metric_settings, seed=config.seed,
+                        metric_settings=metric_settings, seed=config.seed, precision=item.run.precision,
                     )
                 )
     return groups
@@ -304,23 +310,33 @@ def execute(
         with timer("maps"):
             predicted = predict(model, x)
             maps = methods.explain(model, x, predicted, dict.fromkeys(s.method for s in pending))
+        label_of = dict(zip(image_ids, labels.tolist()))
+        by_metric: dict[str, list] = defaultdict(list)
         for shard in pending:
-            progress.set_postfix_str(f"{group.dataset}/{group.model} {shard.method} x {shard.metric}")
-            with timer(f"metric {shard.metric}"):
-                scores, curves = score_batch(
-                    model, x, predicted, predicted, maps[shard.method], methods.get(shard.method),
-                    metrics.get(shard.metric), image_ids=image_ids, seed=config.seed + group.batch,
-                    ground_truth=truth, settings=config.settings.get(shard.metric),
-                )
-            label_of = dict(zip(image_ids, labels.tolist()))
-            for frame in (scores, curves):
-                frame.insert(0, "model", group.model)
-                frame.insert(0, "dataset", group.dataset)
-            scores.insert(3, "label", scores["image"].map(label_of).astype("int64"))
-            with timer("write shards"):
-                save_shard(out, shard, scores, curves)
-            computed += 1
-            progress.update()
+            by_metric[shard.metric].append(shard)
+        for metric_name, shards in by_metric.items():
+            metric = metrics.get(metric_name)
+            scorer = item.models[group.model].forward_module if metric.family == "perturbation" else model
+            # a jointly scored metric takes the group's methods in one call; others, one at a time
+            for chunk in [shards] if metric.jointly else [[shard] for shard in shards]:
+                names = " + ".join(shard.method for shard in chunk) if len(chunk) < 4 else f"{len(chunk)} methods"
+                progress.set_postfix_str(f"{group.dataset}/{group.model} {names} x {metric_name}")
+                with timer(f"metric {metric_name}"):
+                    rows = score_batch(
+                        scorer, x, predicted, predicted, maps, [methods.get(shard.method) for shard in chunk],
+                        metric, image_ids=image_ids, seed=config.seed + group.batch,
+                        ground_truth=truth, settings=config.settings.get(metric_name),
+                    )
+                for shard in chunk:
+                    scores, curves = rows[shard.method]
+                    for frame in (scores, curves):
+                        frame.insert(0, "model", group.model)
+                        frame.insert(0, "dataset", group.dataset)
+                    scores.insert(3, "label", scores["image"].map(label_of).astype("int64"))
+                    with timer("write shards"):
+                        save_shard(out, shard, scores, curves)
+                    computed += 1
+                    progress.update()
     progress.close()
     return computed
 

@@ -2,6 +2,7 @@
 
     python -m benchmarks.speed methods     # the gradient methods against the paper code's way
     python -m benchmarks.speed metrics     # each metric against its forward-pass floor and quantus
+    python -m benchmarks.speed precision   # bf16 against float32: speed and the AUCs' change
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from typing import Callable
 import torch
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-SUITES = {"methods": "benchmarks.speed_methods", "metrics": "benchmarks.speed_metrics"}
+SUITES = {
+    "methods": "benchmarks.speed_methods",
+    "metrics": "benchmarks.speed_metrics",
+    "precision": "benchmarks.speed_precision",
+}
 
 
 def suite_parser(prog: str, description: str, repeats: int) -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from signed_saliency import methods as method_registry
 from signed_saliency import metrics as metric_registry
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.methods.core import Method, evaluation_mode
-from signed_saliency.metrics.core import Metric
+from signed_saliency.metrics.core import Metric, MetricOutput
 
 SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value"]
 CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
@@ -37,17 +37,28 @@ def score_batch(
     x: Tensor,
     target: Tensor,
     predicted: Tensor,
-    maps: Tensor,
-    method: Method,
+    maps: Mapping[str, Tensor],
+    methods: Sequence[Method],
     metric: Metric,
     *,
     image_ids: Sequence[int],
     seed: int = 0,
     ground_truth: Optional[GroundTruth] = None,
     settings: Optional[Mapping[str, Any]] = None,
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """One metric on several methods' maps of one batch (``maps`` keyed by method name)
+    -> ``{method name: (score rows, curve rows)}``; see :meth:`Metric.score_methods`."""
+    outputs = metric.score_methods(
+        model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, **dict(settings or {})
+    )
+    return {
+        method.name: _rows(outputs[method.name], method, metric, image_ids, target, predicted) for method in methods
+    }
+
+
+def _rows(
+    output: MetricOutput, method: Method, metric: Metric, image_ids: Sequence[int], target: Tensor, predicted: Tensor
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One metric on one method's maps of one batch -> (score rows, curve rows)."""
-    output = metric(model, x, target, maps, method, seed=seed, ground_truth=ground_truth, **dict(settings or {}))
     ids = np.asarray(image_ids)
     n = len(ids)
     score_frames = [
@@ -130,13 +141,13 @@ def evaluate(
                 polarity=ground_truth.polarity[start : start + batch_size].to(device),
             )
         maps = method_registry.explain(model, x, target, chosen_methods)
-        for method in chosen_methods:
-            for metric in chosen_metrics:
-                scores, batch_curves = score_batch(
-                    model, x, target, predicted, maps[method.name], method, metric,
-                    image_ids=range(start, start + len(x)), seed=seed + batch_index,
-                    ground_truth=truth, settings=settings.get(metric.name),
-                )
+        for metric in chosen_metrics:
+            rows = score_batch(
+                model, x, target, predicted, maps, chosen_methods, metric,
+                image_ids=range(start, start + len(x)), seed=seed + batch_index,
+                ground_truth=truth, settings=settings.get(metric.name),
+            )
+            for scores, batch_curves in rows.values():
                 score_frames.append(scores)
                 curve_frames.append(batch_curves)
     scores = pd.concat(score_frames, ignore_index=True) if score_frames else pd.DataFrame(columns=SCORE_COLUMNS)

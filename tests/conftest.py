@@ -67,6 +67,7 @@ split = "test"
 n_images = 8
 models = ["cnn"]
 options = {{ n = 40 }}
+precision = "{precision}"
 
 [settings.deletion]
 steps = {steps}
@@ -82,9 +83,9 @@ def workspace(tmp_path, monkeypatch):
     manifest = {"dataset": "signed-shapes", "model": "cnn", "num_classes": 10, "image_size": 32, "epochs": 0}
     write_checkpoint(half_state_dict(model), manifest, tmp_path / "cache" / "checkpoints" / "signed-shapes-cnn.pt")
 
-    def config(steps: int = 4) -> str:
-        path = tmp_path / f"tiny-{steps}.toml"
-        path.write_text(textwrap.dedent(TINY.format(steps=steps)))
+    def config(steps: int = 4, precision: str = "float32") -> str:
+        path = tmp_path / f"tiny-{steps}-{precision}.toml"
+        path.write_text(textwrap.dedent(TINY.format(steps=steps, precision=precision)))
         return str(path)
 
     return tmp_path, config

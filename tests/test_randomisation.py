@@ -190,3 +190,23 @@ def test_ssim_stays_in_range_for_nearly_constant_maps():
     same = similarities(other, other, ("ssim",))["ssim"]
     torch.testing.assert_close(same, torch.ones(6))
     assert similarities(torch.zeros(2, 16, 16), torch.zeros(2, 16, 16), ("ssim",))["ssim"].isnan().all()
+
+
+@pytest.mark.parametrize("name", ["randomisation", "random-logit"])
+def test_methods_scored_together_equal_one_at_a_time_and_share_their_passes(tiny_cnn, batch, count_forwards, name):
+    x, target = batch
+    chosen = [methods.get(m) for m in ("saliency", "positive", "negative", "active", "inactive")]
+    maps = methods.explain(tiny_cnn, x, target, chosen)
+    metric = metrics.get(name)
+    settings = {"seed": 2, **({"layer_stride": 2} if name == "randomisation" else {})}
+    with count_forwards(tiny_cnn) as together_calls:  # the randomised copies keep the counting hook
+        together = metric.score_methods(tiny_cnn, x, target, maps, chosen, **settings)
+    with count_forwards(tiny_cnn) as one_calls:
+        one = metric(tiny_cnn, x, target, maps["active"], methods.get("active"), **settings)
+    for method in chosen:
+        alone = metric(tiny_cnn, x, target, maps[method.name], method, **settings)
+        assert together[method.name].values.keys() == alone.values.keys()
+        for variant, values in alone.values.items():
+            torch.testing.assert_close(together[method.name].values[variant], values, equal_nan=True)
+    assert one.values
+    assert len(together_calls) == len(one_calls)  # five maps for the price of the one that needs all classes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 
 from benchmarks import plan as plan_module
 from benchmarks import report, run
-from signed_saliency import methods
+from signed_saliency import methods, metrics
 
 REAL_PERF_COUNTER = time.perf_counter
 
@@ -58,7 +59,7 @@ def test_killed_run_resumes_to_the_same_scores(workspace, monkeypatch):
     real_score = run.score_batch
 
     def counting_score(*args, **kwargs):
-        computed.append(args[5].name)
+        computed.extend(method.name for method in args[5])
         return real_score(*args, **kwargs)
 
     monkeypatch.setattr(run, "score_batch", counting_score)
@@ -78,6 +79,35 @@ def test_changed_settings_make_shards_stale(workspace):
     deletion_steps = curves[curves["metric"] == "deletion"].groupby(["method", "variant", "image"])["x"].nunique()
     assert deletion_steps.eq(6).all()  # 5 steps + the unperturbed start; no stale 4-step rows mixed in
     assert len(scores) == len(scores.drop_duplicates(["method", "metric", "variant", "image"]))
+
+
+def test_a_fixed_metric_is_recomputed_and_the_rest_reused(workspace, monkeypatch):
+    tmp, config = workspace
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    fixed = dataclasses.replace(metrics.get("sparseness"), revision=2)
+    monkeypatch.setitem(metrics.registry._entries, "sparseness", fixed)
+    computed = []
+    real_score = run.score_batch
+    monkeypatch.setattr(run, "score_batch", lambda *a, **k: computed.extend([a[6].name] * len(a[5])) or real_score(*a, **k))
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    assert computed == ["sparseness"] * 4  # 2 batches x 2 methods; deletion's shards reused
+
+
+def test_bf16_forwards_recompute_only_the_perturbation_metrics(workspace):
+    tmp, config = workspace
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    full = pd.read_csv(tmp / "a" / "scores.csv")
+    run_ok("--config", config(precision="bfloat16"), "--out", str(tmp / "a"))
+    low = pd.read_csv(tmp / "a" / "scores.csv")
+    assert len(list((tmp / "a" / "shards").rglob("*.pkl"))) == 8 + 4  # sparseness runs no forward pass: reused
+    keys = ["method", "metric", "variant", "image"]
+    both = full.merge(low, on=keys, suffixes=("_full", "_low"))
+    assert len(both) == len(full) == len(low)
+    sparseness = both[both["metric"] == "sparseness"]
+    assert (sparseness["value_full"] == sparseness["value_low"]).all()
+    logit = both[both["variant"] == "black/logit"]
+    scale = logit["value_full"].abs().max()
+    assert ((logit["value_low"] - logit["value_full"]).abs() <= 0.02 * scale).all()
 
 
 def test_two_shards_merged_equal_one_run(workspace):
@@ -149,6 +179,8 @@ def test_unknown_config_key_and_unwritable_output(workspace, capsys):
     bad.write_text(open(config()).read().replace("seed = 3", "seeed = 3"))
     assert run.main(["--config", str(bad), "--quiet"]) == 2
     assert "unknown config key 'seeed'" in capsys.readouterr().err
+    assert run.main(["--config", config(precision="fp8"), "--quiet"]) == 2
+    assert "precision must be one of float32, bfloat16, got 'fp8'" in capsys.readouterr().err
     (tmp / "a-file").write_text("")
     assert run.main(["--config", config(), "--out", str(tmp / "a-file" / "sub"), "--quiet"]) == 2
     assert "cannot write to output folder" in capsys.readouterr().err

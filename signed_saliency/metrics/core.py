@@ -18,13 +18,23 @@ It returns a :class:`MetricOutput`: per-image ``values`` and optional per-image
 ``curves``, each keyed by a variant string (e.g. ``"black/probability"``; ``""`` when the
 metric has one variant). A metric that does not apply to a method (say, one for signed
 maps given a magnitude map) returns an empty output.
+
+A metric whose cost is recomputing maps (the sanity checks run the methods again on
+changed models) registers with ``jointly=True`` and takes every method at once, so the
+methods share their gradient passes as :func:`signed_saliency.methods.explain` shares
+them::
+
+    outputs = fn(model, x, target, {name: maps}, [method, ...], seed=0, ground_truth=None, **settings)
+
+returning ``{method name: MetricOutput}``. Called on one method, such a metric behaves as
+any other; :meth:`Metric.score_methods` scores several with one call or a loop, as fits.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -66,6 +76,10 @@ class Metric:
     needs_ground_truth: bool = False
     curve_x: str = "fraction of pixels perturbed"  # what a curve's x is, for plots
     description: str = ""
+    jointly: bool = False  # fn takes {name: maps} and [methods] and scores them together
+    # raised by a fix that changes the metric's numbers: the runner's shard keys include
+    # it, so rows computed before the fix are recomputed rather than reused
+    revision: int = 1
 
     def defaults(self) -> dict[str, Any]:
         """The metric's settings and their default values."""
@@ -95,10 +109,33 @@ class Metric:
         ground_truth: Optional[GroundTruth] = None,
         **settings: Any,
     ) -> MetricOutput:
+        return self.score_methods(
+            model, x, target, {method.name: maps}, [method], seed=seed, ground_truth=ground_truth, **settings
+        )[method.name]
+
+    def score_methods(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        target: Tensor,
+        maps: Mapping[str, Tensor],
+        methods: Sequence[Method],
+        *,
+        seed: int = 0,
+        ground_truth: Optional[GroundTruth] = None,
+        **settings: Any,
+    ) -> dict[str, MetricOutput]:
+        """``{method name: output}`` for several methods' maps of one batch (``maps`` keyed
+        by method name): one call of a ``jointly`` metric, one call per method otherwise."""
         self.check_settings(settings)
         if self.needs_ground_truth and ground_truth is None:
-            return MetricOutput()
-        return self.fn(model, x, target, maps, method, seed=seed, ground_truth=ground_truth, **settings)
+            return {method.name: MetricOutput() for method in methods}
+        if self.jointly:
+            return self.fn(model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, **settings)
+        return {
+            method.name: self.fn(model, x, target, maps[method.name], method, seed=seed, ground_truth=ground_truth, **settings)
+            for method in methods
+        }
 
 
 def _build_metric(*, name: str, fn: Callable, description: Optional[str] = None, **metadata) -> Metric:

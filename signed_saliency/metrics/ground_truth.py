@@ -127,26 +127,22 @@ def pointing_game(model, x, target, maps, method, *, seed, ground_truth) -> Metr
     return MetricOutput(values={"": pointing(maps.detach(), mask)})
 
 
-@register("sign-agreement", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+@register("sign-agreement", family="ground-truth", higher_is_better=True, needs_ground_truth=True, revision=2)
 def sign_agreement(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
-    """Share of the map's mass on the object whose claimed sign is the object's polarity.
+    """Share of a signed map's mass on the object whose sign is the object's polarity.
 
-    A signed map's sign is its own; an increase map's mass all claims +, a decrease map's
-    all claims -, so for them this checks the method's declared direction against the
-    truth image by image (1 or 0). Magnitude maps claim no sign: empty output. NaN where
-    the map puts no mass on the object.
+    Signed maps only (empty output for the rest). An increase or decrease map claims one
+    sign everywhere by declaration, so its "agreement" would be 1 on every image of the
+    matching polarity and 0 on the others whatever the map looks like: on a balanced
+    dataset 0.5 for every such method, which measures the dataset, not the map. Their sign
+    is tested by ``sign-localisation`` and ``mask-auc``, whose ``""`` and ``wrong-polarity``
+    variants compare where the map puts its mass on the two polarities. NaN where the map
+    puts no mass on the object.
     """
-    if method.direction == "magnitude":
+    if method.direction != "signed":
         return MetricOutput()
     mask, polarity = _truth(maps, ground_truth)
-    maps = maps.detach()
-    if method.direction == "increase":
-        signed = maps.clamp(min=0)
-    elif method.direction == "decrease":
-        signed = -maps.clamp(min=0)
-    else:
-        signed = maps
-    inside = (signed * mask).flatten(1).double()
+    inside = (maps.detach() * mask).flatten(1).double()
     total = inside.abs().sum(dim=1)
     agreeing = (inside * polarity.view(-1, 1)).clamp(min=0).sum(dim=1)
     share = agreeing / total.clamp(min=torch.finfo(torch.float64).tiny)

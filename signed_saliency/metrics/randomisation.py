@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from signed_saliency.methods.core import Method, evaluation_mode
+from signed_saliency.methods.core import Method, evaluation_mode, explain
 from signed_saliency.metrics.core import Curve, MetricOutput, register
 from signed_saliency.metrics.similarity import MEASURES, Reference, check_measures
 
@@ -112,15 +112,29 @@ def randomised_models(
 
 
 def _compare(
-    method: Method, model: nn.Module, x: Tensor, target: Tensor, reference: Reference, chunk_size: int
-) -> dict[str, Tensor]:
-    """Similarity of ``method``'s maps on ``model`` with the reference maps, chunk by chunk."""
-    parts: dict[str, list[Tensor]] = {m: [] for m in reference.measures}
+    methods: Sequence[Method],
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    references: Mapping[str, Reference],
+    chunk_size: int,
+) -> dict[str, dict[str, Tensor]]:
+    """``{method: {measure: similarity}}`` of each method's maps on ``model`` with its
+    reference maps, chunk by chunk; the methods share their gradient passes."""
+    parts: dict[str, dict[str, list[Tensor]]] = {
+        m.name: {measure: [] for measure in references[m.name].measures} for m in methods
+    }
     for start in range(0, len(x), chunk_size):
         chunk = slice(start, start + chunk_size)
-        for measure, value in reference.compare(method(model, x[chunk], target[chunk]), chunk).items():
-            parts[measure].append(value)
-    return {m: torch.cat(p) for m, p in parts.items()}
+        recomputed = explain(model, x[chunk], target[chunk], methods)
+        for method in methods:
+            for measure, value in references[method.name].compare(recomputed[method.name], chunk).items():
+                parts[method.name][measure].append(value)
+    return {name: {m: torch.cat(p) for m, p in by_measure.items()} for name, by_measure in parts.items()}
+
+
+def _references(maps: Mapping[str, Tensor], methods: Sequence[Method], x: Tensor, measures, hog_cell: int):
+    return {m.name: Reference(maps[m.name].to(x.device), measures, hog_cell=hog_cell) for m in methods}
 
 
 def _check(modes: Sequence[str], chunk_size: int) -> tuple[str, ...]:
@@ -134,13 +148,15 @@ def _check(modes: Sequence[str], chunk_size: int) -> tuple[str, ...]:
     return modes
 
 
-@register("randomisation", family="sanity", higher_is_better=False, curve_x="layers randomised, from the output")
+@register(
+    "randomisation", family="sanity", higher_is_better=False, curve_x="layers randomised, from the output", jointly=True
+)
 def randomisation(
     model: nn.Module,
     x: Tensor,
     target: Tensor,
-    maps: Tensor,
-    method: Method,
+    maps: Mapping[str, Tensor],
+    methods: Sequence[Method],
     *,
     seed: int,
     ground_truth=None,
@@ -164,37 +180,42 @@ def randomisation(
     image's mean similarity over the measured randomised layers (x >= 1; the unmodified
     model is not averaged in), leaving out layers where the similarity is undefined.
     Images are processed ``chunk_size`` at a time and one copy of the model is held.
+    Every method is recomputed on each randomised model in one :func:`explain` call, so
+    methods that share a gradient pass (a map and its sign-split parts, the paper's five
+    maps) pay for it once.
     """
     del ground_truth
     modes = _check(modes, chunk_size)
     measures = check_measures(measures)
     indices = measured_layers(len(parameterised_layers(model)), max_layers, layer_stride)
     target = target.to(x.device)
-    reference = Reference(maps.to(x.device), measures, hog_cell=hog_cell)
-    unchanged = _compare(method, model, x, target, reference, chunk_size)
+    references = _references(maps, methods, x, measures, hog_cell)
+    unchanged = _compare(methods, model, x, target, references, chunk_size)
     grid = torch.tensor([0] + [i + 1 for i in indices], dtype=torch.float32)
 
-    output = MetricOutput()
+    outputs = {method.name: MetricOutput() for method in methods}
     for mode in modes:
-        per_layer: dict[str, list[Tensor]] = {m: [unchanged[m]] for m in measures}
+        per_layer = {name: {m: [value] for m, value in by_measure.items()} for name, by_measure in unchanged.items()}
         for _, damaged in randomised_models(model, mode, seed, indices):
-            for measure, value in _compare(method, damaged, x, target, reference, chunk_size).items():
-                per_layer[measure].append(value)
-        for measure, values in per_layer.items():
-            curve = torch.stack(values, dim=1)
-            variant = f"{mode}/{measure}"
-            output.curves[variant] = Curve(x=grid, y=curve)
-            output.values[variant] = curve[:, 1:].nanmean(dim=1) if curve.shape[1] > 1 else curve[:, 0]
-    return output
+            for name, by_measure in _compare(methods, damaged, x, target, references, chunk_size).items():
+                for measure, value in by_measure.items():
+                    per_layer[name][measure].append(value)
+        for name, by_measure in per_layer.items():
+            for measure, values in by_measure.items():
+                curve = torch.stack(values, dim=1)
+                variant = f"{mode}/{measure}"
+                outputs[name].curves[variant] = Curve(x=grid, y=curve)
+                outputs[name].values[variant] = curve[:, 1:].nanmean(dim=1) if curve.shape[1] > 1 else curve[:, 0]
+    return outputs
 
 
-@register("random-logit", family="sanity", higher_is_better=False)
+@register("random-logit", family="sanity", higher_is_better=False, jointly=True)
 def random_logit(
     model: nn.Module,
     x: Tensor,
     target: Tensor,
-    maps: Tensor,
-    method: Method,
+    maps: Mapping[str, Tensor],
+    methods: Sequence[Method],
     *,
     seed: int,
     ground_truth=None,
@@ -215,10 +236,11 @@ def random_logit(
     with evaluation_mode(model), torch.no_grad():
         num_classes = model(x[:1]).shape[1]
     if num_classes < 2:
-        return MetricOutput()
+        return {method.name: MetricOutput() for method in methods}
     generator = torch.Generator().manual_seed(seed)
     draw = torch.randint(num_classes - 1, (len(x),), generator=generator)
     target_cpu = target.cpu()
     other = (draw + (draw >= target_cpu).long()).to(x.device)
-    reference = Reference(maps.to(x.device), measures, hog_cell=hog_cell)
-    return MetricOutput(values=_compare(method, model, x, other, reference, chunk_size))
+    references = _references(maps, methods, x, measures, hog_cell)
+    compared = _compare(methods, model, x, other, references, chunk_size)
+    return {name: MetricOutput(values=values) for name, values in compared.items()}
