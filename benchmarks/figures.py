@@ -30,9 +30,12 @@ def _save(figure: plt.Figure, path: Path) -> None:
     resolution: a grid of 224-px maps would otherwise make a PDF of several megabytes."""
     for image in figure.findobj(matplotlib.image.AxesImage):
         image.set_rasterized(True)
-    for suffix in (".png", ".pdf"):
+    # no creation date in the PDF: a figure redrawn from the same rows is the same file
+    for suffix, metadata in ((".png", None), (".pdf", {"CreationDate": None})):
         target = path.with_suffix(suffix)
-        write_atomically(target, lambda temporary: figure.savefig(temporary, format=suffix[1:], dpi=DPI))
+        write_atomically(
+            target, lambda temporary: figure.savefig(temporary, format=suffix[1:], dpi=DPI, metadata=metadata)
+        )
     plt.close(figure)
 
 

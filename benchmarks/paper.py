@@ -64,6 +64,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"variant": ""})
 
 
+def p_value(p: float) -> str:
+    # scipy's p underflows to 0 long before 10,000 paired images stop being significant
+    return f"{p:.1e}" if p > 0 else "< 1e-300"
+
+
 def load_parts(parts: list[Path]) -> list[dict[str, Any]]:
     """Each finished part's plan, summary and significance (a part not yet reported is skipped)."""
     loaded = []
@@ -131,7 +136,7 @@ def tables2_3_markdown(table: pd.DataFrame) -> str:
     for row in table.itertuples(index=False):
         ran = not pd.isna(row.paper_protocol)
         fair = (f"{row.fair:.3f} [{row.fair_ci_low:.3f}, {row.fair_ci_high:.3f}]" if not pd.isna(row.fair) else "-")
-        test = (f"{row.fair_p_holm_vs_saliency:.1e}, {row.fair_effect_vs_saliency:+.2f}"
+        test = (f"{p_value(row.fair_p_holm_vs_saliency)}, {row.fair_effect_vs_saliency:+.2f}"
                 if not pd.isna(row.fair_p_holm_vs_saliency) else "-")
         lines.append("| " + " | ".join([
             row.baseline, row.map, f"{row.dataset} / {row.model}", f"{row.published:.2f}",

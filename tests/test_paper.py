@@ -141,7 +141,9 @@ def test_tables2_3_set_ours_beside_the_published_value():
     assert row["difference"] == pytest.approx(-0.04)
     assert row["fair"] == 0.2 and row["fair_p_holm_vs_saliency"] == 1e-5 and row["n_images"] == 50
     assert table["paper_protocol"].isna().sum() == len(table) - 1  # nothing else ran
-    assert "not run yet" in paper.tables2_3_markdown(table)
+    assert "not run yet" in paper.tables2_3_markdown(table) and "1.0e-05, -0.50" in paper.tables2_3_markdown(table)
+    underflowed = table.assign(fair_p_holm_vs_saliency=table["fair_p_holm_vs_saliency"].where(table["fair"].isna(), 0.0))
+    assert "< 1e-300, -0.50" in paper.tables2_3_markdown(underflowed)  # scipy's p of 0.0 is not "p = 0"
 
 
 def test_example_positions_prefer_correct_images_one_class_at_a_time():
