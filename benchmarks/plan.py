@@ -68,7 +68,7 @@ def _key_extras(metric: str, precision: str) -> dict[str, Any]:
     # 2, ...) and a perturbation metric run in bf16 name new keys.
     spec = metrics.get(metric)
     extras: dict[str, Any] = {"revision": spec.revision} if spec.revision > 1 else {}
-    if precision != "float32" and spec.family == "perturbation":
+    if precision != "float32" and spec.forward_only:
         extras["precision"] = precision
     return extras
 

@@ -316,7 +316,7 @@ def execute(
             by_metric[shard.metric].append(shard)
         for metric_name, shards in by_metric.items():
             metric = metrics.get(metric_name)
-            scorer = item.models[group.model].forward_module if metric.family == "perturbation" else model
+            scorer = item.models[group.model].forward_module if metric.forward_only else model
             # a jointly scored metric takes the group's methods in one call; others, one at a time
             for chunk in [shards] if metric.jointly else [[shard] for shard in shards]:
                 names = " + ".join(shard.method for shard in chunk) if len(chunk) < 4 else f"{len(chunk)} methods"
@@ -449,11 +449,14 @@ def run_suite(
     plan: each part's report covers every finished shard of its whole plan, so the suite
     can be brought up to date one model at a time as models get trained."""
     parts = [with_overrides(load_config(part), args, select=False) for part in suite.parts]
-    known = {(run.name, model) for part in parts for run in part.datasets for model in run.models}
-    if args.datasets and not {name for name, _ in known} >= set(args.datasets):
-        raise UserError(f"suite {suite.name!r} has no dataset {', '.join(sorted(set(args.datasets) - {n for n, _ in known}))}")
-    if args.models and not {model for _, model in known} >= set(args.models):
-        raise UserError(f"suite {suite.name!r} has no model {', '.join(sorted(set(args.models) - {m for _, m in known}))}")
+    known = {
+        "dataset": {run.name for part in parts for run in part.datasets},
+        "model": {model for part in parts for run in part.datasets for model in run.models},
+    }
+    for kind, asked in (("dataset", args.datasets), ("model", args.models)):
+        unknown = sorted(set(asked or ()) - known[kind])
+        if unknown:
+            raise UserError(f"suite {suite.name!r} has no {kind} {', '.join(unknown)}")
 
     def chosen(group: Group) -> bool:
         return (not args.datasets or group.dataset in args.datasets) and (not args.models or group.model in args.models)

@@ -17,13 +17,12 @@ import torch
 from benchmarks.config import DatasetRun
 from benchmarks.data import load_images
 from benchmarks.run import load_model
-from benchmarks.speed import suite_parser
-from benchmarks.speed_metrics import best_seconds
+from benchmarks.speed import seconds_of, suite_parser
 from signed_saliency import datasets, methods, metrics
 from signed_saliency.engine import predict
 from signed_saliency.metrics.perturbation import forward_model
 
-PERTURBATION_METRICS = [name for name in metrics.names() if metrics.get(name).family == "perturbation"]
+PERTURBATION_METRICS = [name for name in metrics.names() if metrics.get(name).forward_only]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,8 +58,12 @@ def main(argv: list[str] | None = None) -> None:
         metric = metrics.get(name)
         outputs, seconds = {}, {}
         for label, model in (("float32", loaded.module), (args.precision, low)):
+            # the call whose output is compared is also the warm-up of the timed ones
             outputs[label] = metric(model, x, target, maps, method, seed=0)
-            seconds[label] = best_seconds(lambda: metric(model, x, target, maps, method, seed=0), args.repeats, device)
+            seconds[label] = min(
+                seconds_of(lambda: metric(model, x, target, maps, method, seed=0), device, args.clock)
+                for _ in range(args.repeats)
+            )
         speedup = f"{seconds['float32'] / seconds[args.precision]:.2f}x"
         for row, (variant, full) in enumerate(outputs["float32"].values.items()):
             low_values = outputs[args.precision].values[variant]

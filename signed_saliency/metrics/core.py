@@ -81,6 +81,12 @@ class Metric:
     # it, so rows computed before the fix are recomputed rather than reused
     revision: int = 1
 
+    @property
+    def forward_only(self) -> bool:
+        """A perturbation metric only runs forward passes on changed images, so it may be
+        given a low-precision copy of the model (see ``perturbation.forward_model``)."""
+        return self.family == "perturbation"
+
     def defaults(self) -> dict[str, Any]:
         """The metric's settings and their default values."""
         return {
