@@ -50,7 +50,8 @@ def seconds_of(fn: Callable[[], object], device: torch.device, clock: str) -> fl
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
+    # no -h here: `speed precision --help` must reach the suite's own parser
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0], add_help=False)
     parser.add_argument("suite", choices=sorted(SUITES))
     args, rest = parser.parse_known_args(argv)
     importlib.import_module(SUITES[args.suite]).main(rest)
