@@ -2,10 +2,13 @@
 
     python -m benchmarks.train --dataset cifar10 --model cnn          # 50 epochs, as in the paper
     python -m benchmarks.train --dataset cifar10 --model cnn --epochs 1 --limit 512 --dest /tmp/x.pt
+    python -m benchmarks.train --dataset imagenette --model cnn --seed 43 --track-test-accuracy
 
 The paper: AdamW, lr 1e-3, batch 128, 50 epochs, seed 42, no augmentation, accuracy of the
 final epoch on the test split. A resume checkpoint is written (atomically) after every epoch
-in the run folder; at the end the weights go out in fp16 with a JSON manifest.
+in the run folder; at the end the weights go out in fp16 with a JSON manifest. Only a run of
+the paper's protocol on the whole training set replaces the shipped weights; any other run
+(another seed, fewer epochs, a subset) writes into its run folder.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def train_model(
     device: str = "cpu",
     limit: Optional[int] = None,
     permute_labels: bool = False,
+    track_test_accuracy: bool = False,
     root: Optional[str | Path] = None,
     download: bool = False,
     out: Optional[Path] = None,
@@ -64,8 +68,12 @@ def train_model(
 
     ``config`` defaults to :func:`paper_config`.
     ``out`` holds the resume checkpoint (default: a folder under the cache named after the
-    run's settings); ``dest`` defaults to the shipped checkpoints for a paper-protocol run
-    and to ``out`` for a subset or permuted-label run, which must not replace those.
+    run's settings); ``dest`` defaults to the shipped checkpoints for a run of the paper's
+    protocol on the whole training set, and to ``out`` for any other run (a seed, a subset,
+    permuted labels), which must not replace those.
+    ``track_test_accuracy`` scores the test split after every epoch, in the training's
+    precision, as the paper's code did: the manifest's ``test_accuracy_by_epoch`` shows how
+    far the final epoch's accuracy, which Table 1 reports, moves from one epoch to the next.
     """
     spec = datasets.get(dataset)
     image_size = image_size or spec.default_image_size
@@ -89,16 +97,20 @@ def train_model(
     stem = f"{dataset}-{model}" + ("-permuted" if permute_labels else "")
     run_name = f"{stem}-{hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:10]}"
     out = Path(out) if out is not None else cache_dir() / "train" / run_name
-    default_dest = SHIPPED_CHECKPOINTS if limit is None and not permute_labels else out
+    shipped = limit is None and not permute_labels and is_paper_protocol(config)
+    default_dest = SHIPPED_CHECKPOINTS if shipped else out
     dest = Path(dest) if dest is not None else default_dest / f"{stem}.pt"
 
     trainer = Trainer(build_model(model, spec.num_classes, config.seed), train, config, device)
     resume = out / RESUME_FILE
     seconds = 0.0  # training time over every session of this run
+    accuracy_by_epoch: dict[str, float] = {}  # str keys: they go to JSON
     if resume.is_file():
         state = torch.load(resume, map_location=device, weights_only=True)
         trainer.load_state_dict(state)
         seconds = state.get("train_seconds", 0.0)
+        accuracy_by_epoch = dict(state.get("test_accuracy_by_epoch", {}))
+    test = load_images(dataset, spec.evaluation_split, root=root, image_size=image_size, download=download)
     bar = tqdm(
         total=config.epochs * len(train),
         initial=min(trainer.epoch, config.epochs) * len(train),
@@ -115,15 +127,18 @@ def train_model(
         loss = trainer.train_epoch(lambda n, value: (bar.update(n), bar.set_postfix(loss=f"{value:.3f}")))
         epoch_seconds = time.perf_counter() - epoch_start
         seconds += epoch_seconds
-        state = {**trainer.state_dict(), "train_seconds": seconds}
+        scored = ""
+        if track_test_accuracy:
+            accuracy_by_epoch[str(trainer.epoch)] = evaluate(trainer.model, test, device=device, bf16=config.bf16)
+            scored = f" test accuracy {accuracy_by_epoch[str(trainer.epoch)]:.4f}"
+        state = {**trainer.state_dict(), "train_seconds": seconds, "test_accuracy_by_epoch": accuracy_by_epoch}
         write_atomically(resume, lambda temporary: torch.save(state, temporary))
-        bar.write(f"epoch {trainer.epoch}/{config.epochs} loss {loss:.4f} ({epoch_seconds:.1f} s)")
+        bar.write(f"epoch {trainer.epoch}/{config.epochs} loss {loss:.4f} ({epoch_seconds:.1f} s){scored}")
     bar.close()
 
     # measure the accuracy of the weights as shipped: rounded to fp16, loaded back as float32
     rounded = half_state_dict(trainer.model)
     trainer.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in rounded.items()})
-    test = load_images(dataset, spec.evaluation_split, root=root, image_size=image_size, download=download)
     accuracy = evaluate(trainer.model, test, device=device)
     manifest = {
         "dataset": dataset,
@@ -147,6 +162,7 @@ def train_model(
         "test_split": spec.evaluation_split,
         "test_images": len(test),
         "test_accuracy": accuracy,
+        **({"test_accuracy_by_epoch": accuracy_by_epoch} if accuracy_by_epoch else {}),
         "weights_dtype": "float16",
         "device": device,
         "threads": torch.get_num_threads(),
@@ -156,6 +172,13 @@ def train_model(
     }
     write_checkpoint(rounded, manifest, dest)
     return checkpoint_paths(dest)[0]
+
+
+def is_paper_protocol(config: TrainConfig) -> bool:
+    """The paper's epochs, batch size, lr and seed; bf16 and channels_last are speed settings."""
+    speed = ("bf16", "channels_last")
+    ours, papers = ({k: v for k, v in c.as_dict().items() if k not in speed} for c in (config, TrainConfig()))
+    return ours == papers
 
 
 def write_checkpoint(state: dict, manifest: dict, dest: Path) -> None:
@@ -191,10 +214,17 @@ def main(argv: Optional[list[str]] = None) -> Path:
     )
     parser.add_argument("--limit", type=int, help="train on a seeded subset of N training images")
     parser.add_argument("--permuted-labels", action="store_true", help="shuffle training labels (sanity check)")
+    parser.add_argument(
+        "--track-test-accuracy",
+        action="store_true",
+        help="score the test split after every epoch (in the manifest's test_accuracy_by_epoch)",
+    )
     parser.add_argument("--data-root", help="folder holding cifar10-jpg/ and imagenette2-224/ ($SIGNED_SALIENCY_DATA)")
     parser.add_argument("--download", action="store_true", help="download the dataset with torchvision")
     parser.add_argument("--out", type=Path, help="run folder for the resume checkpoint (default: under the cache)")
-    parser.add_argument("--dest", type=Path, help="final <stem>.pt (default: results/paper/checkpoints/)")
+    parser.add_argument(
+        "--dest", type=Path, help="final <stem>.pt (default: results/paper/checkpoints/ for the paper's protocol, else --out)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     image_size = args.image_size or datasets.get(args.dataset).default_image_size
@@ -211,6 +241,7 @@ def main(argv: Optional[list[str]] = None) -> Path:
             device=args.device,
             limit=args.limit,
             permute_labels=args.permuted_labels,
+            track_test_accuracy=args.track_test_accuracy,
             root=args.data_root,
             download=args.download,
             out=args.out,

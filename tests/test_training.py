@@ -69,11 +69,19 @@ def test_paper_config_turns_bf16_off_only_where_it_was_slower():
     assert train.paper_config("resnet18", 32, device="cuda").bf16
 
 
+def test_only_the_papers_protocol_replaces_the_shipped_weights():
+    assert train.is_paper_protocol(TrainConfig()) and train.is_paper_protocol(TrainConfig(bf16=False))
+    assert not train.is_paper_protocol(TrainConfig(seed=43))
+    assert not train.is_paper_protocol(TrainConfig(epochs=1))
+
+
 def test_cli_resumes_after_an_interruption(data_root, tmp_path, monkeypatch):
     """A run stopped after its first epoch and restarted ends with the weights of a run
-    never stopped, and writes an fp16 checkpoint whose manifest says what it is."""
+    never stopped, and writes an fp16 checkpoint whose manifest says what it is, with the
+    test accuracy of every epoch, the one before the interruption included."""
     monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
-    common = ["--dataset", "cifar10", "--model", "cnn", "--limit", "64", "--batch-size", "16", "--threads", "1"]
+    common = ["--dataset", "cifar10", "--model", "cnn", "--limit", "64", "--batch-size", "16", "--threads", "1",
+              "--track-test-accuracy"]
     unbroken = train.main([*common, "--epochs", "2", "--out", str(tmp_path / "a"), "--dest", str(tmp_path / "a.pt")])
 
     calls = []
@@ -98,4 +106,7 @@ def test_cli_resumes_after_an_interruption(data_root, tmp_path, monkeypatch):
     assert manifest["train_images"] == 64 and manifest["weights_dtype"] == "float16"
     assert manifest["test_images"] == 10_000 and 0 <= manifest["test_accuracy"] <= 1
     assert json.loads(resumed.with_suffix(".json").read_text())["sha256"] == manifest["sha256"]
+    by_epoch = manifest["test_accuracy_by_epoch"]
+    assert list(by_epoch) == ["1", "2"] and all(0 <= value <= 1 for value in by_epoch.values())
+    assert by_epoch == load_checkpoint(unbroken)[1]["test_accuracy_by_epoch"]
     assert all(v.dtype == torch.float16 for v in b.values())
