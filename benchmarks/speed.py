@@ -49,6 +49,12 @@ def seconds_of(fn: Callable[[], object], device: torch.device, clock: str) -> fl
     return now() - start
 
 
+def fastest_seconds(fn: Callable[[], object], repeats: int, device: torch.device, clock: str = "wall") -> float:
+    """The fastest of ``repeats`` timed calls: on a shared machine the minimum is the least
+    disturbed estimate of the cost itself. The caller warms up first."""
+    return min(seconds_of(fn, device, clock) for _ in range(repeats))
+
+
 def main(argv: list[str] | None = None) -> None:
     # no -h here: `speed precision --help` must reach the suite's own parser
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0], add_help=False)

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from benchmarks.speed import seconds_of, suite_parser
+from benchmarks.speed import fastest_seconds, seconds_of, suite_parser
 from signed_saliency import methods, metrics, models
 
 
@@ -38,10 +38,9 @@ class CountingModel(nn.Module):
 
 
 def best_seconds(fn: Callable[[], object], repeats: int, device: torch.device, clock: str = "wall") -> float:
-    """The fastest of ``repeats`` runs after a warm-up: on a shared machine the minimum is
-    the least disturbed estimate of the cost itself."""
+    """:func:`benchmarks.speed.fastest_seconds` after one warm-up call."""
     seconds_of(fn, device, clock)
-    return min(seconds_of(fn, device, clock) for _ in range(repeats))
+    return fastest_seconds(fn, repeats, device, clock)
 
 
 def quantus_pixel_flipping(

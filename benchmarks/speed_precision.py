@@ -17,7 +17,7 @@ import torch
 from benchmarks.config import DatasetRun
 from benchmarks.data import load_images
 from benchmarks.run import load_model
-from benchmarks.speed import seconds_of, suite_parser
+from benchmarks.speed import fastest_seconds, suite_parser
 from signed_saliency import datasets, methods, metrics
 from signed_saliency.engine import predict
 from signed_saliency.metrics.perturbation import forward_model
@@ -60,9 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         for label, model in (("float32", loaded.module), (args.precision, low)):
             # the call whose output is compared is also the warm-up of the timed ones
             outputs[label] = metric(model, x, target, maps, method, seed=0)
-            seconds[label] = min(
-                seconds_of(lambda: metric(model, x, target, maps, method, seed=0), device, args.clock)
-                for _ in range(args.repeats)
+            seconds[label] = fastest_seconds(
+                lambda: metric(model, x, target, maps, method, seed=0), args.repeats, device, args.clock
             )
         speedup = f"{seconds['float32'] / seconds[args.precision]:.2f}x"
         for row, (variant, full) in enumerate(outputs["float32"].values.items()):
