@@ -2,9 +2,10 @@
 
     python -m benchmarks.table1        # writes results/paper/table1.csv and table1.md
 
-Rows come from the manifests under results/paper/checkpoints/; a model the paper reports
-but nobody has trained here yet shows "not trained yet", and the pretrained models whose
-ImageNet weights cannot be fetched on these machines show "not run: weights unavailable".
+Rows come from the manifests under results/paper/checkpoints/. A model the paper reports
+but nobody has trained here yet shows "not trained yet" with the command that trains it; a
+pretrained one whose ImageNet weights are not in torch's hub cache (this suite never
+downloads them) shows where to put them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Optional
 import pandas as pd
 
 from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS
+from signed_saliency.models.imagenet import PRETRAINED_WEIGHTS, cached_weights_path
 
 DATASET_LABELS = {"cifar10": "CIFAR-10 (JPEG copy)", "imagenette": "Imagenette"}
 # (model, dataset) -> the paper's test accuracy
@@ -28,7 +30,7 @@ PAPER = {
     ("resnet18-pretrained", "imagenette"): 0.9733,
     ("convnext-tiny-pretrained", "imagenette"): 0.9932,
 }
-UNAVAILABLE = {"resnet18-pretrained", "convnext-tiny-pretrained"}
+PRETRAINED_SUFFIX = "-pretrained"
 COLUMNS = ["model", "dataset", "image_size", "epochs", "paper_accuracy", "accuracy", "difference", "status"]
 
 
@@ -36,7 +38,7 @@ def table(checkpoints: Path = SHIPPED_CHECKPOINTS) -> pd.DataFrame:
     manifests = {}
     for path in sorted(checkpoints.glob("*.json")):
         manifest = json.loads(path.read_text())
-        model = manifest["model"] + ("-pretrained" if manifest.get("pretrained") else "")
+        model = manifest["model"] + (PRETRAINED_SUFFIX if manifest.get("pretrained") else "")
         manifests[(model, manifest["dataset"])] = manifest
     rows = []
     for key in [*PAPER, *(k for k in manifests if k not in PAPER)]:
@@ -54,9 +56,21 @@ def table(checkpoints: Path = SHIPPED_CHECKPOINTS) -> pd.DataFrame:
                 "status": "trained here",
             }
         else:
-            row["status"] = "not run: weights unavailable" if model in UNAVAILABLE else "not trained yet"
+            row["status"] = missing_status(model, dataset)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS).astype({"image_size": "Int64", "epochs": "Int64"})
+
+
+def missing_status(model: str, dataset: str) -> str:
+    """Why a row of the paper has no number here, and what gives it one."""
+    architecture = model.removesuffix(PRETRAINED_SUFFIX)
+    pretrained = architecture != model
+    if pretrained:
+        weights = cached_weights_path(PRETRAINED_WEIGHTS[architecture])
+        if not weights.is_file():
+            return f"not run: ImageNet weights not in the torch cache ({weights.name}, under $TORCH_HOME/hub/checkpoints)"
+    command = f"python -m benchmarks.train --dataset {dataset} --model {architecture}" + (" --pretrained" if pretrained else "")
+    return f"not trained yet: `{command}`"
 
 
 def markdown(frame: pd.DataFrame) -> str:

@@ -3,12 +3,15 @@
     python -m benchmarks.train --dataset cifar10 --model cnn          # 50 epochs, as in the paper
     python -m benchmarks.train --dataset cifar10 --model cnn --epochs 1 --limit 512 --dest /tmp/x.pt
     python -m benchmarks.train --dataset imagenette --model cnn --seed 43 --track-test-accuracy
+    python -m benchmarks.train --dataset imagenette --model convnext-tiny --pretrained   # ImageNet weights in the torch cache
 
 The paper: AdamW, lr 1e-3, batch 128, 50 epochs, seed 42, no augmentation, accuracy of the
-final epoch on the test split. A resume checkpoint is written (atomically) after every epoch
-in the run folder; at the end the weights go out in fp16 with a JSON manifest. Only a run of
-the paper's protocol on the whole training set replaces the shipped weights; any other run
-(another seed, fewer epochs, a subset) writes into its run folder.
+final epoch on the test split; a pretrained model trains its final linear layer alone, from
+ImageNet weights found in torch's hub cache (never downloaded). A resume checkpoint is
+written (atomically) after every epoch in the run folder; at the end the weights go out in
+fp16 with a JSON manifest. Only a run of the paper's protocol on the whole training set
+replaces the shipped weights; any other run (another seed, fewer epochs, a subset) writes
+into its run folder.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def train_model(
     image_size: Optional[int] = None,
     device: str = "cpu",
     limit: Optional[int] = None,
+    pretrained: bool = False,
     permute_labels: bool = False,
     track_test_accuracy: bool = False,
     root: Optional[str | Path] = None,
@@ -70,7 +74,8 @@ def train_model(
     ``out`` holds the resume checkpoint (default: a folder under the cache named after the
     run's settings); ``dest`` defaults to the shipped checkpoints for a run of the paper's
     protocol on the whole training set, and to ``out`` for any other run (a seed, a subset,
-    permuted labels), which must not replace those.
+    permuted labels), which must not replace those. ``pretrained`` starts from the ImageNet
+    weights and trains the head alone (:func:`signed_saliency.training.build_model`).
     ``track_test_accuracy`` scores the test split after every epoch, in the training's
     precision, as the paper's code did: the manifest's ``test_accuracy_by_epoch`` shows how
     far the final epoch's accuracy, which Table 1 reports, moves from one epoch to the next.
@@ -78,6 +83,7 @@ def train_model(
     spec = datasets.get(dataset)
     image_size = image_size or spec.default_image_size
     config = config or paper_config(model, image_size, device)
+    network = build_model(model, spec.num_classes, config.seed, pretrained)  # before the data: missing weights fail fast
     train = load_images(dataset, "train", root=root, image_size=image_size, download=download)
     if limit is not None:
         # a seeded subset rather than the first files, which would all be one class
@@ -92,16 +98,18 @@ def train_model(
         "image_size": image_size,
         "limit": limit,
         "permuted_labels": permute_labels,
+        # only when set, so the run folders of runs begun before this option keep their names
+        **({"pretrained": True} if pretrained else {}),
         **{k: v for k, v in config.as_dict().items() if k != "epochs"},
     }
-    stem = f"{dataset}-{model}" + ("-permuted" if permute_labels else "")
+    stem = f"{dataset}-{model}" + ("-pretrained" if pretrained else "") + ("-permuted" if permute_labels else "")
     run_name = f"{stem}-{hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:10]}"
     out = Path(out) if out is not None else cache_dir() / "train" / run_name
     shipped = limit is None and not permute_labels and is_paper_protocol(config)
     default_dest = SHIPPED_CHECKPOINTS if shipped else out
     dest = Path(dest) if dest is not None else default_dest / f"{stem}.pt"
 
-    trainer = Trainer(build_model(model, spec.num_classes, config.seed), train, config, device)
+    trainer = Trainer(network, train, config, device)
     resume = out / RESUME_FILE
     seconds = 0.0  # training time over every session of this run
     accuracy_by_epoch: dict[str, float] = {}  # str keys: they go to JSON
@@ -146,7 +154,7 @@ def train_model(
         "num_classes": spec.num_classes,
         "class_names": list(spec.class_names),
         "image_size": image_size,
-        "pretrained": False,
+        "pretrained": pretrained,
         "epochs": config.epochs,
         "batch_size": config.batch_size,
         "optimizer": "AdamW",
@@ -213,6 +221,8 @@ def main(argv: Optional[list[str]] = None) -> Path:
         "as two threads that wait on each other stall whenever either is descheduled)",
     )
     parser.add_argument("--limit", type=int, help="train on a seeded subset of N training images")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="start from the ImageNet weights in torch's hub cache ($TORCH_HOME) and train the head alone")
     parser.add_argument("--permuted-labels", action="store_true", help="shuffle training labels (sanity check)")
     parser.add_argument(
         "--track-test-accuracy",
@@ -240,6 +250,7 @@ def main(argv: Optional[list[str]] = None) -> Path:
             image_size=image_size,
             device=args.device,
             limit=args.limit,
+            pretrained=args.pretrained,
             permute_labels=args.permuted_labels,
             track_test_accuracy=args.track_test_accuracy,
             root=args.data_root,

@@ -38,10 +38,20 @@ class TrainConfig:
 
 
 def build_model(name: str, num_classes: int, seed: int, pretrained: bool = False) -> nn.Module:
-    """A registered model whose fresh weights depend only on ``seed`` (global RNG untouched)."""
+    """A registered model whose fresh weights depend only on ``seed`` (global RNG untouched).
+
+    ``pretrained`` loads the ImageNet weights and freezes all but the model's ``head``: the
+    paper's code fine-tunes pretrained models by training the final linear layer alone. It
+    still trains in ``train()`` mode, so a frozen ResNet's batch-norm statistics follow the
+    new data, as the paper's do.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return models.get(name).build(num_classes=num_classes, pretrained=pretrained)
+        model = models.get(name).build(num_classes=num_classes, pretrained=pretrained)
+    if pretrained:
+        model.requires_grad_(False)
+        model.head.requires_grad_(True)
+    return model
 
 
 def permuted_labels(labels: Tensor, seed: int) -> Tensor:
@@ -58,7 +68,8 @@ class Trainer:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.images, self.labels = train.images, train.labels
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr)
+        trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch = 0
 

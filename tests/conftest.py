@@ -39,6 +39,25 @@ def tiny_cnn():
 
 
 @pytest.fixture
+def imagenet_weights(tmp_path, monkeypatch):
+    """``imagenet_weights("resnet18")`` puts seeded stand-ins for torchvision's ImageNet
+    weights where a private torch hub cache keeps them, and returns them."""
+    from signed_saliency.models import imagenet
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def cache(name: str) -> dict:
+        torch.manual_seed(0)
+        weights = models.get(name).build(num_classes=10).backbone.state_dict()
+        path = imagenet.cached_weights_path(imagenet.PRETRAINED_WEIGHTS[name])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(weights, path)
+        return weights
+
+    return cache
+
+
+@pytest.fixture
 def count_forwards():
     """``with count_forwards(model) as calls:`` records one entry per forward call."""
 

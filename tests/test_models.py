@@ -6,7 +6,7 @@ import torch
 from benchmarks.train import write_checkpoint
 from signed_saliency import models
 from signed_saliency.errors import CheckpointError, UserError
-from signed_saliency.models import resnet
+from signed_saliency.models import imagenet
 from signed_saliency.models.checkpoints import half_state_dict, load_checkpoint
 
 
@@ -20,8 +20,9 @@ def test_cnn_shapes_and_layers():
     assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.Dropout)) for m in model.modules())
 
 
-def test_resnet18_shape_and_identity_input_scaling():
-    model = models.get("resnet18").build(num_classes=10).eval()
+@pytest.mark.parametrize("name", ["resnet18", "convnext-tiny"])
+def test_imagenet_architectures_have_the_papers_head_and_identity_input_scaling(name):
+    model = models.get(name).build(num_classes=10).eval()
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     assert model.head.in_features == 1000
     x = torch.rand(1, 3, 8, 8)
@@ -32,18 +33,18 @@ def test_pretrained_without_cached_weights_is_a_clear_error(tmp_path, monkeypatc
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(UserError, match="pretrained ResNet18 weights not found"):
         models.get("resnet18").build(num_classes=10, pretrained=True)
+    with pytest.raises(UserError, match="pretrained ConvNeXt-tiny weights not found"):
+        models.get("convnext-tiny").build(num_classes=10, pretrained=True)
     with pytest.raises(UserError):
         models.get("cnn").build(num_classes=10, pretrained=True)
 
 
-def test_pretrained_resnet_normalises_inside(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    (tmp_path / "checkpoints").mkdir()
-    weights = resnet.torchvision_resnet18(weights=None).state_dict()
-    torch.save(weights, tmp_path / "checkpoints" / resnet.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1])
-    model = models.get("resnet18").build(num_classes=10, pretrained=True)
-    assert torch.allclose(model.normalize.mean.flatten(), torch.tensor(resnet.IMAGENET_MEAN))
-    assert torch.equal(model.backbone.fc.weight, weights["fc.weight"])
+@pytest.mark.parametrize("name", ["resnet18", "convnext-tiny"])
+def test_pretrained_loads_the_cached_weights_and_normalises_inside(name, imagenet_weights):
+    weights = imagenet_weights(name)
+    model = models.get(name).build(num_classes=10, pretrained=True)
+    assert torch.allclose(model.normalize.mean.flatten(), torch.tensor(imagenet.IMAGENET_MEAN))
+    assert all(torch.equal(value, weights[key]) for key, value in model.backbone.state_dict().items())
 
 
 @pytest.fixture

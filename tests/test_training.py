@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from benchmarks import train
+from benchmarks import table1, train
 from signed_saliency import datasets
 from signed_saliency.models.checkpoints import load_checkpoint
 from signed_saliency.training import TrainConfig, Trainer, build_model, evaluate, permuted_labels
@@ -16,8 +16,8 @@ def subset():
     return datasets.get("cifar10").load("sample").subset(torch.arange(64))
 
 
-def weights(trainer):
-    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+def weights_of(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 def test_resumed_run_matches_an_unbroken_one(subset, tmp_path):
@@ -35,7 +35,7 @@ def test_resumed_run_matches_an_unbroken_one(subset, tmp_path):
     resumed.train_epoch()
 
     assert resumed.finished
-    a, b = weights(unbroken), weights(resumed)
+    a, b = weights_of(unbroken.model), weights_of(resumed.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["0.weight"], build_model("cnn", 10, CONFIG.seed).state_dict()["0.weight"])
 
@@ -110,3 +110,50 @@ def test_cli_resumes_after_an_interruption(data_root, tmp_path, monkeypatch):
     assert list(by_epoch) == ["1", "2"] and all(0 <= value <= 1 for value in by_epoch.values())
     assert by_epoch == load_checkpoint(unbroken)[1]["test_accuracy_by_epoch"]
     assert all(v.dtype == torch.float16 for v in b.values())
+
+
+def test_pretrained_training_trains_the_head_alone(subset, imagenet_weights):
+    """The paper's fine-tuning: ImageNet weights frozen, the head trained, and batch-norm
+    statistics following the new data (the paper's code trains in train() mode)."""
+    imagenet_weights("resnet18")
+    model = build_model("resnet18", 10, seed=0, pretrained=True)
+    before = weights_of(model)
+    trainer = Trainer(model, subset, TrainConfig(epochs=1, batch_size=32, bf16=False, channels_last=False))
+    assert [id(p) for p in trainer.optimizer.param_groups[0]["params"]] == [id(p) for p in model.head.parameters()]
+    trainer.train_epoch()
+    after = weights_of(trainer.model)
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert {"head.weight", "head.bias"} <= changed
+    assert not any(key.startswith("backbone.") and not key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+                   for key in changed)
+    assert "backbone.bn1.running_mean" in changed
+
+
+def test_cli_pretrained_run_names_and_describes_its_checkpoint(tmp_path, monkeypatch, imagenet_weights):
+    monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
+    imagenet_weights("resnet18")
+    path = train.main(["--dataset", "signed-shapes", "--model", "resnet18", "--pretrained", "--limit", "16",
+                       "--epochs", "1", "--batch-size", "8", "--threads", "1", "--out", str(tmp_path / "run")])
+    assert path == tmp_path / "run" / "signed-shapes-resnet18-pretrained.pt"
+    model, manifest = load_checkpoint(path, expect={"model": "resnet18", "pretrained": True})
+    assert torch.allclose(model.normalize.std.flatten(), torch.tensor((0.229, 0.224, 0.225)), atol=1e-3)  # fp16-rounded
+    row = table1.table(tmp_path / "run").set_index(["model", "dataset"]).loc[("resnet18-pretrained", "signed-shapes")]
+    assert row["status"] == "trained here" and row["accuracy"] == manifest["test_accuracy"]
+
+
+def test_cli_pretrained_without_cached_weights_fails_before_loading_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    monkeypatch.setattr(train, "load_images", lambda *args, **kwargs: pytest.fail("loaded data first"))
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--dataset", "imagenette", "--model", "convnext-tiny", "--pretrained"])
+    assert exit_info.value.code == 2 and "ConvNeXt-tiny weights not found" in capsys.readouterr().err
+
+
+def test_table1_says_how_to_fill_each_missing_row(tmp_path, monkeypatch, imagenet_weights):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    assert "not in the torch cache (convnext_tiny-" in table1.missing_status("convnext-tiny-pretrained", "imagenette")
+    assert table1.missing_status("resnet18", "imagenette") == (
+        "not trained yet: `python -m benchmarks.train --dataset imagenette --model resnet18`")
+    imagenet_weights("resnet18")
+    assert table1.missing_status("resnet18-pretrained", "imagenette") == (
+        "not trained yet: `python -m benchmarks.train --dataset imagenette --model resnet18 --pretrained`")
