@@ -69,6 +69,12 @@ def p_value(p: float) -> str:
     return f"{p:.1e}" if p > 0 else "< 1e-300"
 
 
+def is_suite_part(part: dict[str, Any]) -> bool:
+    """A part that ran more than the two deletions: the paired comparisons and the
+    headline tables come from these."""
+    return len(part["plan"]["metrics"]) > 2
+
+
 def load_parts(parts: list[Path]) -> list[dict[str, Any]]:
     """Each finished part's plan, summary and significance (a part not yet reported is skipped)."""
     loaded = []
@@ -162,9 +168,7 @@ def comparisons(loaded: list[dict[str, Any]]) -> pd.DataFrame:
     """:data:`QUESTIONS` on every variant of every metric of the parts that ran more than
     deletion, with the first map's headline variant marked (its first in the metric's order)."""
     frames = []
-    for part in loaded:
-        if len(part["plan"]["metrics"]) <= 2 or not (part["folder"] / "scores.csv").is_file():
-            continue
+    for part in filter(is_suite_part, loaded):
         scores = _read_csv(part["folder"] / "scores.csv")
         tests = statistics.paired_comparisons(scores, list(QUESTIONS))
         first_variant = part["summary"].drop_duplicates(["dataset", "model", "method", "metric"])
@@ -211,7 +215,7 @@ def headline(loaded: list[dict[str, Any]]) -> str:
     """Every part's method-by-metric table except the deletion-only ones."""
     blocks = [
         f"## {part['folder'].name}\n\n```{terminal_summary(part['summary'], part['plan'])}\n```\n"
-        for part in loaded if len(part["plan"]["metrics"]) > 2
+        for part in filter(is_suite_part, loaded)
     ]
     return "# Every method under every metric (headline variant; all variants with CIs in each part's summary.md)\n\n" + "\n".join(blocks)
 
@@ -256,10 +260,20 @@ def write(out: Path, parts: list[Path]) -> str:
     write_atomically(out / "tables2_3.csv", lambda t: deletion.to_csv(t, index=False, float_format="%.4f"))
     write_atomically(out / "tables2_3.md", lambda t: t.write_text(deletion_text))
     write_atomically(out / "headline.md", lambda t: t.write_text(headline(loaded)))
-    tests = comparisons(loaded)
-    plan_metrics = {name: meta for part in loaded for name, meta in part["plan"]["metrics"].items()}
-    write_atomically(out / "comparisons.csv", lambda t: tests.to_csv(t, index=False, float_format="%.6g"))
-    write_atomically(out / "comparisons.md", lambda t: t.write_text(comparisons_markdown(tests, plan_metrics)))
+    # The paired tests need per-image rows, which live beside the shards and are not
+    # committed: in a fresh clone a part has its summary but not its scores.csv, and
+    # comparing nothing would overwrite the committed comparisons with an empty table.
+    without_rows = [part["folder"].name for part in filter(is_suite_part, loaded)
+                    if not (part["folder"] / "scores.csv").is_file()]
+    if without_rows:
+        print(f"warning: {', '.join(without_rows)} has a summary but no scores.csv (per-image rows are not "
+              "committed; rerunning the part here brings them back): comparisons.csv/.md left as they are",
+              file=sys.stderr)
+    else:
+        tests = comparisons(loaded)
+        plan_metrics = {name: meta for part in loaded for name, meta in part["plan"]["metrics"].items()}
+        write_atomically(out / "comparisons.csv", lambda t: tests.to_csv(t, index=False, float_format="%.6g"))
+        write_atomically(out / "comparisons.md", lambda t: t.write_text(comparisons_markdown(tests, plan_metrics)))
     times = timings(loaded)
     times_text = timings_markdown(times, loaded)
     write_atomically(out / "timings.csv", lambda t: times.to_csv(t, index=False, float_format="%.2f"))

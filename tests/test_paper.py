@@ -104,6 +104,20 @@ def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, m
     assert len(manifest["runs"]) == 1  # the rerun computed nothing, so it adds no cost
 
 
+def test_rebuild_without_per_image_rows_keeps_the_comparisons(suite, capsys):
+    """A fresh clone has each part's summary but not its scores.csv: rebuilding the tables
+    there must not replace the committed paired comparisons with an empty table."""
+    tmp, config = suite
+    out = tmp / "paper"
+    assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    committed = {name: (out / name).read_bytes() for name in ["comparisons.csv", "comparisons.md", "tables2_3.csv"]}
+    (out / "part-suite" / "scores.csv").unlink()
+    capsys.readouterr()
+    paper.write(out, [out / "part-deletion", out / "part-suite"])
+    assert "part-suite has a summary but no scores.csv" in capsys.readouterr().err
+    assert all((out / name).read_bytes() == content for name, content in committed.items())
+
+
 def test_suite_brought_up_to_date_one_model_at_a_time(suite, capsys):
     tmp, config = suite
     out = tmp / "paper"
