@@ -211,6 +211,28 @@ def randomisation_figure(
     return figure
 
 
+def draw_accuracy_by_epoch(folder: Path, frame: pd.DataFrame) -> None:
+    sns.set_theme(style="whitegrid", context="paper")
+    _save(accuracy_by_epoch_figure(frame), folder / "accuracy-by-epoch")
+
+
+def accuracy_by_epoch_figure(frame: pd.DataFrame) -> plt.Figure:
+    """Test accuracy after every epoch of each tracked run, one panel per (dataset, model),
+    with the paper's final-epoch accuracy dashed: how far Table 1's single number moves."""
+    panels = list(dict.fromkeys(zip(frame["dataset"], frame["model"])))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.0), squeeze=False, layout="constrained")
+    for axis, (dataset, model) in zip(axes[0], panels):
+        block = frame[(frame["dataset"] == dataset) & (frame["model"] == model)]
+        sns.lineplot(block, x="epoch", y="accuracy", hue="run", marker="o", markersize=3, linewidth=1.0, ax=axis)
+        paper = block["paper_accuracy"].dropna()
+        if len(paper):
+            axis.axhline(paper.iloc[0], color="black", linestyle="--", linewidth=0.8, label=f"paper: {paper.iloc[0]:.4f}")
+        axis.set_title(f"{dataset} / {model}", fontsize=9)
+        axis.set_ylabel("test accuracy")
+        axis.legend(fontsize=7, frameon=False)
+    return figure
+
+
 def draw_paper_figures(
     folder: Path, parts: list[Path], map_names: tuple[str, ...], rows: int, measures: tuple[str, ...]
 ) -> None:

@@ -12,6 +12,7 @@ Writes into the run folder:
 - ``headline.md``: every method under every metric, headline variant, per (dataset, model);
 - ``comparisons.csv/.md``: the paper's question as paired tests (positive vs saliency,
   active vs positive, the sign split of other attributions vs positive, ...);
+- ``figures/accuracy-by-epoch``: the test accuracy after every epoch of the runs that tracked it;
 - ``figures/paper-maps-*``: the paper's figure (image, saliency, positive, negative, active,
   inactive), ``figures/classes-*``: one correctly classified image per class, and
   ``figures/randomisation``: the model-randomisation sanity check of every model;
@@ -253,6 +254,9 @@ def write(out: Path, parts: list[Path]) -> str:
     accuracy = table1.table()
     write_atomically(out / "table1.csv", lambda t: accuracy.to_csv(t, index=False))
     write_atomically(out / "table1.md", lambda t: t.write_text(table1.markdown(accuracy)))
+    by_epoch = table1.accuracy_by_epoch()
+    if not by_epoch.empty:
+        figures.draw_accuracy_by_epoch(out / "figures", by_epoch)
     if not loaded:
         return table1.markdown(accuracy) + "\nNo part has finished shards yet: Tables 2-3 and the figures wait for them.\n"
     deletion = tables2_3(loaded)

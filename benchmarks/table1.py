@@ -32,6 +32,8 @@ PAPER = {
 }
 PRETRAINED_SUFFIX = "-pretrained"
 COLUMNS = ["model", "dataset", "image_size", "epochs", "paper_accuracy", "accuracy", "difference", "status"]
+# Manifests of one-off training runs (other seeds, other precisions) cited beside Table 1.
+CHECKS = RESULTS_DIR / "paper" / "checks"
 
 
 def table(checkpoints: Path = SHIPPED_CHECKPOINTS) -> pd.DataFrame:
@@ -59,6 +61,22 @@ def table(checkpoints: Path = SHIPPED_CHECKPOINTS) -> pd.DataFrame:
             row["status"] = missing_status(model, dataset)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS).astype({"image_size": "Int64", "epochs": "Int64"})
+
+
+def accuracy_by_epoch(folders: tuple[Path, ...] = (SHIPPED_CHECKPOINTS, CHECKS)) -> pd.DataFrame:
+    """Tidy rows (run, model, dataset, epoch, accuracy, paper_accuracy) from every manifest
+    in ``folders`` that recorded its test accuracy after each epoch (``--track-test-accuracy``)."""
+    rows = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")):
+            manifest = json.loads(path.read_text())
+            model = manifest["model"] + (PRETRAINED_SUFFIX if manifest.get("pretrained") else "")
+            precision = "bf16" if manifest.get("bf16_autocast") else "float32"
+            run = f"seed {manifest['seed']}, {precision} ({path.stem})"
+            for epoch, accuracy in manifest.get("test_accuracy_by_epoch", {}).items():
+                rows.append({"run": run, "model": model, "dataset": manifest["dataset"], "epoch": int(epoch),
+                             "accuracy": accuracy, "paper_accuracy": PAPER.get((model, manifest["dataset"]))})
+    return pd.DataFrame(rows, columns=["run", "model", "dataset", "epoch", "accuracy", "paper_accuracy"])
 
 
 def missing_status(model: str, dataset: str) -> str:

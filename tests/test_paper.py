@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks import paper, run
+from benchmarks import figures, paper, run, table1
 
 DELETION_PART = """
 seed = 1
@@ -166,3 +166,19 @@ def test_example_positions_prefer_correct_images_one_class_at_a_time():
     assert run.example_positions(labels, 3, correct) == [1, 2, 4]  # class 2 has no correct image: its first
     assert run.example_positions(labels, 5, correct) == [1, 2, 4, 5, 3]
     assert run.example_positions(labels, 4) == [0, 2, 4, 1]
+
+
+def test_accuracy_by_epoch_reads_every_tracked_run_and_draws_it(tmp_path):
+    def manifest(name: str, **fields) -> None:
+        base = {"dataset": "imagenette", "model": "cnn", "seed": 42, "bf16_autocast": True}
+        (tmp_path / f"{name}.json").write_text(json.dumps({**base, **fields}))
+
+    manifest("imagenette-cnn", test_accuracy_by_epoch={"1": 0.1, "2": 0.3})
+    manifest("imagenette-cnn-fp32", bf16_autocast=False, test_accuracy_by_epoch={"1": 0.2})
+    manifest("cifar10-cnn", dataset="cifar10")  # nothing tracked: no rows
+    frame = table1.accuracy_by_epoch((tmp_path,))
+    assert frame.groupby("run")["epoch"].apply(list).to_dict() == {
+        "seed 42, bf16 (imagenette-cnn)": [1, 2], "seed 42, float32 (imagenette-cnn-fp32)": [1]}
+    assert frame["paper_accuracy"].eq(0.6205).all()
+    figures.draw_accuracy_by_epoch(tmp_path / "figures", frame)
+    assert (tmp_path / "figures" / "accuracy-by-epoch.png").stat().st_size > 0
