@@ -1,7 +1,7 @@
 """``python -m benchmarks.run``: every registered method under every registered metric.
 
 With no arguments it runs the quick suite offline (the shipped CIFAR-10 sample and CNN,
-plus signed-shapes with a CNN trained on first use) and writes ``results/quick/``.
+plus signed-shapes and its shipped CNN) and writes ``results/quick/``.
 
     python -m benchmarks.run --list                      # what is registered
     python -m benchmarks.run --config paper              # the paper suite
