@@ -36,12 +36,16 @@ COLUMNS = ["model", "dataset", "image_size", "epochs", "paper_accuracy", "accura
 CHECKS = RESULTS_DIR / "paper" / "checks"
 
 
+def row_model(manifest: dict) -> str:
+    """A checkpoint's model as Table 1 names it: a pretrained one is its own row."""
+    return manifest["model"] + (PRETRAINED_SUFFIX if manifest.get("pretrained") else "")
+
+
 def table(checkpoints: Path = SHIPPED_CHECKPOINTS) -> pd.DataFrame:
     manifests = {}
     for path in sorted(checkpoints.glob("*.json")):
         manifest = json.loads(path.read_text())
-        model = manifest["model"] + (PRETRAINED_SUFFIX if manifest.get("pretrained") else "")
-        manifests[(model, manifest["dataset"])] = manifest
+        manifests[(row_model(manifest), manifest["dataset"])] = manifest
     rows = []
     for key in [*PAPER, *(k for k in manifests if k not in PAPER)]:
         model, dataset = key
@@ -70,7 +74,7 @@ def accuracy_by_epoch(folders: tuple[Path, ...] = (SHIPPED_CHECKPOINTS, CHECKS))
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
             manifest = json.loads(path.read_text())
-            model = manifest["model"] + (PRETRAINED_SUFFIX if manifest.get("pretrained") else "")
+            model = row_model(manifest)
             precision = "bf16" if manifest.get("bf16_autocast") else "float32"
             run = f"seed {manifest['seed']}, {precision} ({path.stem})"
             for epoch, accuracy in manifest.get("test_accuracy_by_epoch", {}).items():
