@@ -39,6 +39,7 @@ from signed_saliency.datasets.core import GroundTruth, ImageSet
 from signed_saliency.engine import predict, score_batch
 from signed_saliency.errors import UserError
 from signed_saliency.metrics.perturbation import forward_model
+from signed_saliency.training import TrainConfig
 
 
 class MissingCheckpointError(UserError):
@@ -188,10 +189,10 @@ def load_model(
                 f"no trained {model_name!r} for {dataset_run.name!r}: looked for {candidates[0]} and {candidates[1]}; "
                 f"train one with: python -m benchmarks.train --dataset {dataset_run.name} --model {model_name}"
             )
-        from benchmarks.train import paper_config, train_model
+        from benchmarks.train import train_model
 
         try:
-            train_config = paper_config(model_name, image_size, str(device), **dataset_run.train)
+            train_config = TrainConfig(**dataset_run.train)
         except TypeError as error:
             raise UserError(f"bad train settings for {dataset_run.name!r}: {error}") from None
         path = candidates[1]

@@ -48,7 +48,7 @@ def test_a_different_protocol_is_not_resumed(subset):
 
 
 def test_training_lowers_the_loss_and_evaluate_counts(subset):
-    trainer = Trainer(build_model("cnn", 10, 0), subset, TrainConfig(epochs=8, batch_size=16, bf16=False))
+    trainer = Trainer(build_model("cnn", 10, 0), subset, TrainConfig(epochs=8, batch_size=16))
     losses = [trainer.train_epoch() for _ in range(8)]
     assert losses[-1] < losses[0]
     accuracy = evaluate(trainer.model, subset, batch_size=32)
@@ -62,15 +62,9 @@ def test_permuted_labels_keep_the_label_counts():
     assert torch.equal(permuted, permuted_labels(labels, seed=0))
 
 
-def test_paper_config_turns_bf16_off_only_where_it_was_slower():
-    assert train.paper_config("cnn", 32).bf16 and train.paper_config("resnet18", 224).bf16
-    slow = train.paper_config("resnet18", 32, epochs=3)
-    assert not slow.bf16 and not slow.channels_last and slow.epochs == 3
-    assert train.paper_config("resnet18", 32, device="cuda").bf16
-
-
-def test_only_the_papers_protocol_replaces_the_shipped_weights():
-    assert train.is_paper_protocol(TrainConfig()) and train.is_paper_protocol(TrainConfig(bf16=False))
+def test_the_papers_protocol_trains_in_float32_and_bf16_runs_do_not_replace_the_shipped_weights():
+    assert not TrainConfig().bf16 and train.is_paper_protocol(TrainConfig(channels_last=True))
+    assert not train.is_paper_protocol(TrainConfig(bf16=True, channels_last=True))
     assert not train.is_paper_protocol(TrainConfig(seed=43))
     assert not train.is_paper_protocol(TrainConfig(epochs=1))
 
@@ -118,7 +112,7 @@ def test_pretrained_training_trains_the_head_alone(subset, imagenet_weights):
     imagenet_weights("resnet18")
     model = build_model("resnet18", 10, seed=0, pretrained=True)
     before = weights_of(model)
-    trainer = Trainer(model, subset, TrainConfig(epochs=1, batch_size=32, bf16=False, channels_last=False))
+    trainer = Trainer(model, subset, TrainConfig(epochs=1, batch_size=32))
     assert [id(p) for p in trainer.optimizer.param_groups[0]["params"]] == [id(p) for p in model.head.parameters()]
     trainer.train_epoch()
     after = weights_of(trainer.model)
@@ -139,6 +133,7 @@ def test_cli_pretrained_run_names_and_describes_its_checkpoint(tmp_path, monkeyp
     assert torch.allclose(model.normalize.std.flatten(), torch.tensor((0.229, 0.224, 0.225)), atol=1e-3)  # fp16-rounded
     row = table1.table(tmp_path / "run").set_index(["model", "dataset"]).loc[("resnet18-pretrained", "signed-shapes")]
     assert row["status"] == "trained here" and row["accuracy"] == manifest["test_accuracy"]
+    assert row["precision"] == "float32" and not manifest["bf16_autocast"]  # the paper's, by default
 
 
 def test_cli_pretrained_without_cached_weights_fails_before_loading_data(tmp_path, monkeypatch, capsys):
