@@ -201,7 +201,7 @@ def main(argv: Optional[list[str]] = None) -> Path:
         "--bf16",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="bf16 autocast + channels_last: on a CPU with bf16 kernels 1.6-3.5x faster (not resnet18 at 32 px), "
+        help="bf16 autocast + channels_last: on a CPU with AMX 1.6-3.5x faster (not resnet18 at 32 px), "
         "but not the paper's float32 training (the Imagenette CNN ends 0.055 more accurate); default: off",
     )
     parser.add_argument(
