@@ -112,7 +112,7 @@ def markdown(frame: pd.DataFrame) -> str:
             row.dataset,
             number(row.image_size, ".0f"),
             number(row.epochs, ".0f"),
-            "-" if pd.isna(row.precision) else row.precision,
+            number(row.precision, "s"),
             number(row.paper_accuracy, ".4f"),
             number(row.accuracy, ".4f"),
             number(row.difference, "+.4f"),
