@@ -31,7 +31,7 @@ import pandas as pd
 
 from benchmarks import statistics, table1
 from benchmarks.files import write_atomically
-from benchmarks.report import read_plan, terminal_summary
+from benchmarks.report import read_plan, runs_still_held, terminal_summary
 from signed_saliency.errors import UserError
 
 # (baseline, map) -> the published AUC per (dataset, model) column of the paper's Tables 2-3.
@@ -223,10 +223,12 @@ def headline(loaded: list[dict[str, Any]]) -> str:
 
 def timings(loaded: list[dict[str, Any]]) -> pd.DataFrame:
     """Seconds per (part, stage) over every invocation that computed shards: the cost of
-    regenerating the results, however many sessions a resumed run took."""
+    regenerating the results, however many sessions a resumed run took. A part cannot hold
+    more shards than its plan names, which also drops the runs of manifests written before
+    they tracked lost shards."""
     rows = []
     for part in loaded:
-        for invocation in part["manifest"].get("runs", []):
+        for invocation in runs_still_held(part["manifest"].get("runs", []), len(part["plan"]["shards"])):
             stages = invocation["stage_seconds"]
             for stage, seconds in {**stages, "other": invocation["wall_seconds"] - sum(stages.values())}.items():
                 rows.append({"part": part["folder"].name, "stage": stage, "seconds": max(seconds, 0.0),

@@ -163,6 +163,19 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def runs_still_held(runs: list[dict[str, Any]], shards_held: int) -> list[dict[str, Any]]:
+    """The newest ``runs`` whose computed shards add up to at most ``shards_held``. Shards
+    are lost all together (a new machine, a cleared folder), so once the count overflows,
+    the older runs' work is gone and what is held was recomputed by the newer ones."""
+    kept, computed = [], 0
+    for invocation in reversed(runs):
+        computed += invocation["shards_computed"]
+        if computed > shards_held:
+            break
+        kept.append(invocation)
+    return kept[::-1]
+
+
 def write_manifest(
     out: Path,
     config,
@@ -172,9 +185,11 @@ def write_manifest(
     wall_seconds: float,
     plugins: list[str],
     shards_computed: int,
+    shards_held: int,
 ) -> None:
-    """Provenance of the run; ``runs`` keeps one entry per invocation that computed shards,
-    so a run resumed over several sessions still adds up to its whole cost."""
+    """Provenance of the run; ``runs`` keeps one entry per invocation that computed shards
+    still among the ``shards_held`` finished ones, so a run resumed over several sessions
+    adds up to its whole cost, and one whose shards were lost and recomputed is not counted twice."""
     import torch
 
     previous = out / "manifest.json"
@@ -187,6 +202,7 @@ def write_manifest(
     }
     if shards_computed:
         runs.append(this_run)
+    runs = runs_still_held(runs, shards_held)
     manifest = {
         "config": config.to_dict(),
         "plugins": plugins,

@@ -503,7 +503,8 @@ def run_config(
         if not args.quiet:
             print(f"shard {shard_index}/{shard_count} done in {out}; merge with: python -m benchmarks.report DIR ...")
         return
-    if not any(find_shard([out], shard) for group in groups for shard in group.shards):
+    held = sum(find_shard([out], shard) is not None for group in groups for shard in group.shards)
+    if not held:
         print(f"note: {config.name}: nothing computed yet, so no report", file=sys.stderr)
         return
     with timer("examples"):
@@ -511,7 +512,7 @@ def run_config(
     with timer("report"):
         summary = report.build_report([out], out)
     report.write_manifest(out, config, prepared_checkpoints(prepared), device, timer.seconds,
-                          time.perf_counter() - started, plugins=args.plugin, shards_computed=computed)
+                          time.perf_counter() - started, plugins=args.plugin, shards_computed=computed, shards_held=held)
     if show_summary:
         print(summary)
         print(f"\nresults in {out}")

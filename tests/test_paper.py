@@ -104,6 +104,22 @@ def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, m
     assert len(manifest["runs"]) == 1  # the rerun computed nothing, so it adds no cost
 
 
+def test_recomputing_lost_shards_is_not_counted_twice(suite):
+    """A new machine starts with no shards: the committed manifest's earlier runs describe
+    work these results no longer hold, so the wall time must not add them to the rerun's."""
+    import shutil
+
+    tmp, config = suite
+    out = tmp / "paper"
+    assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    shutil.rmtree(out / "part-suite" / "shards")
+    assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    manifest = json.loads((out / "part-suite" / "manifest.json").read_text())
+    assert len(manifest["runs"]) == 1 and manifest["runs"][0]["wall_seconds"] == manifest["wall_seconds"]
+    timings = pd.read_csv(out / "timings.csv")
+    assert timings.loc[timings["part"] == "part-suite", "seconds"].sum() == pytest.approx(manifest["wall_seconds"], abs=0.1)
+
+
 def test_rebuild_without_per_image_rows_keeps_the_comparisons(suite, capsys):
     """A fresh clone has each part's summary but not its scores.csv: rebuilding the tables
     there must not replace the committed paired comparisons with an empty table."""
