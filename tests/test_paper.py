@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 
 import pandas as pd
@@ -107,8 +108,6 @@ def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, m
 def test_recomputing_lost_shards_is_not_counted_twice(suite):
     """A new machine starts with no shards: the committed manifest's earlier runs describe
     work these results no longer hold, so the wall time must not add them to the rerun's."""
-    import shutil
-
     tmp, config = suite
     out = tmp / "paper"
     assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
