@@ -82,16 +82,12 @@ def qualitative_grid(examples: dict[str, Any], methods_meta: dict[str, dict[str,
 
 def curve_figure(block: pd.DataFrame, methods_meta: dict[str, dict[str, str]], title: str, x_label: str) -> plt.Figure:
     """One panel per variant, one line per method: the mean curve over images with a 95%
-    normal band. Aggregated with pandas first: seaborn's per-point statistics and
-    matplotlib's tight bounding boxes took most of a report's time."""
+    normal band, from per-point ``mean`` and ``sem`` (pooled beforehand, not by seaborn:
+    the per-image points are not all on one machine, and seaborn's per-point statistics
+    took most of a report's time)."""
     shown = [m for m in dict.fromkeys(block["method"]) if methods_meta.get(m, {}).get("family") in CURVE_FAMILIES_SHOWN]
     variants = list(dict.fromkeys(block["variant"]))[:MAX_PANELS]
-    stats = (
-        block[block["method"].isin(shown) & block["variant"].isin(variants)]
-        .groupby(["variant", "method", "x"], sort=False)["y"]
-        .agg(["mean", "sem"])
-        .fillna({"sem": 0.0})
-    )
+    stats = block[block["method"].isin(shown) & block["variant"].isin(variants)].set_index(["variant", "method", "x"])
     columns = min(4, len(variants))
     rows = -(-len(variants) // columns)
     figure, axes = plt.subplots(
@@ -143,15 +139,16 @@ def bar_figure(block: pd.DataFrame, title: str) -> plt.Figure:
     return figure
 
 
-def draw_all(out: Path, scores: pd.DataFrame, curves: pd.DataFrame, plan: dict[str, Any]) -> None:
+def draw_all(out: Path, scores: pd.DataFrame, curve_means: pd.DataFrame, plan: dict[str, Any]) -> None:
+    """``curve_means``: per curve point, ``mean`` and ``sem`` over images (report.Collected.curve_means)."""
     folder = out / "figures"
     methods_meta, metrics_meta = plan["methods"], plan["metrics"]
     sns.set_theme(style="whitegrid", context="paper")
     for path in sorted((out / "examples").glob("*.pt")):
         examples = torch.load(path, weights_only=False)
         _save(qualitative_grid(examples, methods_meta, path.stem), folder / f"maps-{path.stem}")
-    if not curves.empty:
-        for (dataset, model, metric), block in curves.groupby(["dataset", "model", "metric"], sort=False):
+    if not curve_means.empty:
+        for (dataset, model, metric), block in curve_means.groupby(["dataset", "model", "metric"], sort=False):
             figure = curve_figure(block, methods_meta, f"{metric}: {dataset} / {model}", metrics_meta[metric]["curve_x"])
             _save(figure, folder / f"curves-{metric}-{dataset}-{model}")
     truth = scores[scores["metric"].map(lambda m: metrics_meta.get(m, {}).get("family") == "ground-truth")]
@@ -186,14 +183,14 @@ def paper_maps_figure(examples: dict[str, Any], map_names: tuple[str, ...], rows
 
 
 def randomisation_figure(
-    curves: pd.DataFrame, methods_meta: dict[str, dict[str, str]], measures: tuple[str, ...], x_label: str
+    curve_means: pd.DataFrame, methods_meta: dict[str, dict[str, str]], measures: tuple[str, ...], x_label: str
 ) -> plt.Figure:
     """Model-parameter randomisation of every model: one column per (dataset, model), one row per
     similarity measure; a map that stays similar as layers are re-initialised ignores the model."""
-    shown = [m for m in dict.fromkeys(curves["method"]) if methods_meta.get(m, {}).get("family") in CURVE_FAMILIES_SHOWN]
-    curves = curves[curves["method"].isin(shown) & curves["variant"].isin(measures)]
-    stats = curves.groupby(["dataset", "model", "variant", "method", "x"], sort=False)["y"].agg(["mean", "sem"]).fillna({"sem": 0.0})
-    panels = list(dict.fromkeys(zip(curves["dataset"], curves["model"])))
+    shown = [m for m in dict.fromkeys(curve_means["method"]) if methods_meta.get(m, {}).get("family") in CURVE_FAMILIES_SHOWN]
+    curve_means = curve_means[curve_means["method"].isin(shown) & curve_means["variant"].isin(measures)]
+    stats = curve_means.set_index(["dataset", "model", "variant", "method", "x"])
+    panels = list(dict.fromkeys(zip(curve_means["dataset"], curve_means["model"])))
     figure, axes = plt.subplots(len(measures), len(panels), figsize=(3.0 * len(panels) + 2.0, 2.5 * len(measures)),
                                 squeeze=False, layout="constrained")
     colours = _palette(shown)
@@ -255,8 +252,8 @@ def draw_paper_figures(
     for part in parts:
         plan = read_plan(part)
         if "randomisation" in plan["metrics"]:
-            _, _, curves, _ = collect([part], only_metrics={"randomisation"})
-            if not curves.empty:
+            curve_means = collect([part], only_metrics={"randomisation"}).curve_means
+            if not curve_means.empty:
                 x_label = plan["metrics"]["randomisation"]["curve_x"]
-                _save(randomisation_figure(curves, plan["methods"], measures, x_label), folder / "randomisation")
+                _save(randomisation_figure(curve_means, plan["methods"], measures, x_label), folder / "randomisation")
                 return

@@ -31,7 +31,7 @@ import pandas as pd
 
 from benchmarks import statistics, table1
 from benchmarks.files import write_atomically
-from benchmarks.report import read_plan, runs_still_held, terminal_summary
+from benchmarks.report import KEYS, collect, read_plan, runs_still_held, terminal_summary
 from signed_saliency.errors import UserError
 
 # (baseline, map) -> the published AUC per (dataset, model) column of the paper's Tables 2-3.
@@ -165,13 +165,20 @@ def tables2_3_markdown(table: pd.DataFrame) -> str:
     ])
 
 
-def comparisons(loaded: list[dict[str, Any]]) -> pd.DataFrame:
+def per_image_scores(folder: Path) -> pd.DataFrame:
+    """A part's per-image rows from its shards or, in a fresh clone, its committed archive,
+    in scores.csv's order (the order the paired tests meet the groups in)."""
+    scores = collect([folder], curves=False).scores
+    return scores.sort_values(KEYS + ["image"], kind="stable") if len(scores) else scores
+
+
+def comparisons(loaded: list[dict[str, Any]], rows: dict[Path, pd.DataFrame]) -> pd.DataFrame:
     """:data:`QUESTIONS` on every variant of every metric of the parts that ran more than
-    deletion, with the first map's headline variant marked (its first in the metric's order)."""
+    deletion (``rows``: their :func:`per_image_scores` by folder), with the first map's
+    headline variant marked (its first in the metric's order)."""
     frames = []
     for part in filter(is_suite_part, loaded):
-        scores = _read_csv(part["folder"] / "scores.csv")
-        tests = statistics.paired_comparisons(scores, list(QUESTIONS))
+        tests = statistics.paired_comparisons(rows[part["folder"]], list(QUESTIONS))
         first_variant = part["summary"].drop_duplicates(["dataset", "model", "method", "metric"])
         first_variant = first_variant.set_index(["dataset", "model", "method", "metric"])["variant"]
         keys = list(zip(tests["dataset"], tests["model"], tests["method"], tests["metric"]))
@@ -266,17 +273,17 @@ def write(out: Path, parts: list[Path]) -> str:
     write_atomically(out / "tables2_3.csv", lambda t: deletion.to_csv(t, index=False, float_format="%.4f"))
     write_atomically(out / "tables2_3.md", lambda t: t.write_text(deletion_text))
     write_atomically(out / "headline.md", lambda t: t.write_text(headline(loaded)))
-    # The paired tests need per-image rows, which live beside the shards and are not
-    # committed: in a fresh clone a part has its summary but not its scores.csv, and
-    # comparing nothing would overwrite the committed comparisons with an empty table.
-    without_rows = [part["folder"].name for part in filter(is_suite_part, loaded)
-                    if not (part["folder"] / "scores.csv").is_file()]
+    # The paired tests need per-image rows: a part whose shards are gone and whose archive
+    # was not committed has only its summary, and comparing nothing would overwrite the
+    # committed comparisons with an empty table.
+    rows = {part["folder"]: per_image_scores(part["folder"]) for part in filter(is_suite_part, loaded)}
+    without_rows = [folder.name for folder, scores in rows.items() if scores.empty]
     if without_rows:
-        print(f"warning: {', '.join(without_rows)} has a summary but no scores.csv (per-image rows are not "
-              "committed; rerunning the part here brings them back): comparisons.csv/.md left as they are",
+        print(f"warning: {', '.join(without_rows)} has a summary but no per-image rows (no shards/ and no "
+              "archive/; rerunning the part here brings them back): comparisons.csv/.md left as they are",
               file=sys.stderr)
     else:
-        tests = comparisons(loaded)
+        tests = comparisons(loaded, rows)
         plan_metrics = {name: meta for part in loaded for name, meta in part["plan"]["metrics"].items()}
         write_atomically(out / "comparisons.csv", lambda t: tests.to_csv(t, index=False, float_format="%.6g"))
         write_atomically(out / "comparisons.md", lambda t: t.write_text(comparisons_markdown(tests, plan_metrics)))

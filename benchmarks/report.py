@@ -4,7 +4,8 @@ Every output is a pure function of the tidy rows, so merging the shard folders o
 sliced run (``--shard i/n``) gives the same report as one whole run.
 
 Writes into ``--out`` (default: the first DIR): scores.csv, curves.csv, summary.csv/.md/.tex,
-significance.csv and figures/.
+significance.csv, figures/ and archive/ (every finished shard's rows, committable: a shard
+whose pickle is gone is read from there; see benchmarks.archive).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import json
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
-from benchmarks import statistics
+from benchmarks import archive, statistics
 from benchmarks.files import write_atomically
 from benchmarks.plan import load_shard, metric_of
 from signed_saliency.errors import UserError
@@ -35,28 +37,59 @@ def read_plan(directory: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def collect(
-    directories: list[Path], only_metrics: Optional[set[str]] = None
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, list[str]]:
+@dataclass
+class Collected:
+    """What a plan's finished shards hold, from ``shards/`` or else the archive."""
+
+    plan: dict[str, Any]
+    scores: pd.DataFrame
+    curves: pd.DataFrame  # per image, of the shards whose pickles are here (curves.csv)
+    curve_statistics: pd.DataFrame  # per shard and curve point, of every finished shard (the figures)
+    missing: list[str]
+    rows: dict[str, dict[str, pd.DataFrame]]  # shard to its scores and curve statistics: what is archived
+
+    @property
+    def curve_means(self) -> pd.DataFrame:
+        return archive.pooled_curves(self.curve_statistics)
+
+
+def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *, curves: bool = True) -> Collected:
     """The plan and every finished shard's rows across ``directories`` (of ``only_metrics``
-    if given), plus the missing shards."""
+    if given; without the curves where ``curves`` is false), plus the missing shards. A
+    shard's pickle wins over its archived rows."""
     plans = [read_plan(directory) for directory in directories]
     plan = plans[0]
     for directory, other in zip(directories[1:], plans[1:]):
         if other["shards"] != plan["shards"]:
             raise UserError(f"{directory} was run with another config than {directories[0]}: its plan differs")
-    scores, curves, missing = [], [], []
+    archived: dict[str, dict[str, pd.DataFrame]] = {}
+    for directory in reversed(directories):
+        archived.update(archive.read(directory))
+    per_image_curves, rows, missing = [], {}, []
     for relative in plan["shards"]:
         if only_metrics is not None and metric_of(relative) not in only_metrics:
             continue
         path = next((d / "shards" / relative for d in directories if (d / "shards" / relative).is_file()), None)
-        if path is None:
+        if path is not None:
+            shard = load_shard(path)
+            if curves:
+                per_image_curves.append(shard["curves"])
+            rows[relative] = {
+                "scores": shard["scores"],
+                "curve-statistics": archive.curve_statistics(shard["curves"]) if curves else pd.DataFrame(),
+            }
+        elif relative in archived:
+            rows[relative] = archived[relative]
+        else:
             missing.append(relative)
-            continue
-        rows = load_shard(path)
-        scores.append(rows["scores"])
-        curves.append(rows["curves"])
-    return plan, _concat(scores), _concat(curves), missing
+    return Collected(
+        plan=plan,
+        scores=_concat([shard["scores"] for shard in rows.values()]),
+        curves=_concat(per_image_curves),
+        curve_statistics=_concat([shard["curve-statistics"] for shard in rows.values()]),
+        missing=missing,
+        rows=rows,
+    )
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -112,7 +145,8 @@ def terminal_summary(summary: pd.DataFrame, plan: dict[str, Any]) -> str:
 
 def build_report(directories: list[Path], out: Path, *, figures: bool = True) -> str:
     """Write every table and figure; return the terminal summary."""
-    plan, scores, curves, missing = collect(directories)
+    collected = collect(directories)
+    plan, scores, curves, missing = collected.plan, collected.scores, collected.curves, collected.missing
     if missing:
         print(f"warning: {len(missing)} of {len(plan['shards'])} shards are not finished; the report covers the rest",
               file=sys.stderr)
@@ -126,6 +160,7 @@ def build_report(directories: list[Path], out: Path, *, figures: bool = True) ->
         variant=pd.Categorical(scores["variant"], categories=list(dict.fromkeys(scores["variant"])), ordered=True),
     ).sort_values(["dataset", "model", "metric", "method", "variant", "image"], kind="stable")
     _write_csv(scores.sort_values(KEYS + ["image"], kind="stable"), out / "scores.csv")
+    archive.write(out, collected.rows)
     if not curves.empty:
         _write_csv(curves.sort_values(KEYS + ["image", "x"], kind="stable"), out / "curves.csv")
     seed = int(plan["config"]["seed"])
@@ -138,7 +173,7 @@ def build_report(directories: list[Path], out: Path, *, figures: bool = True) ->
     if figures:
         from benchmarks import figures as figure_module
 
-        figure_module.draw_all(out, scores, curves, plan)
+        figure_module.draw_all(out, scores, collected.curve_means, plan)
     return terminal_summary(summary, plan)
 
 

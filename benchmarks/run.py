@@ -9,7 +9,9 @@ plus signed-shapes and its shipped CNN) and writes ``results/quick/``.
     python -m benchmarks.run --shard 0/4 --out runs/a    # one slice; merge with benchmarks.report
 
 A run is split into shards written atomically as they finish: a rerun with the same config
-skips finished shards, so a kill loses at most the shard in flight.
+skips finished shards, so a kill loses at most the shard in flight. The report archives
+every finished shard's rows in <out>/archive/ (see benchmarks.archive): commit it, and a
+rerun on another machine skips those shards too.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from benchmarks import report
+from benchmarks import archive, report
 from benchmarks.config import DatasetRun, RunConfig, SuiteConfig, apply_overrides, load_config
 from benchmarks.files import write_atomically
 from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root
@@ -166,11 +168,13 @@ def prepare_output(path: Path) -> Path:
 
 
 def choose_images(images: ImageSet, n_images: Optional[int], seed: int) -> ImageSet:
-    """A seeded choice of ``n_images`` from the split, kept in the split's order."""
+    """A seeded choice of ``n_images`` from the split, in the seeded shuffle's order. Not
+    sorted back into the split's order: splits are stored class by class, and batches run
+    in order, so a run stopped early would cover only the first classes."""
     if n_images is None or n_images >= len(images):
         return images
     generator = torch.Generator().manual_seed(seed)
-    chosen = torch.randperm(len(images), generator=generator)[:n_images].sort().values
+    chosen = torch.randperm(len(images), generator=generator)[:n_images]
     return images.subset(chosen)
 
 
@@ -286,11 +290,15 @@ def execute(
     timer: StageTimer,
     quiet: bool,
     deadline: Optional[float] = None,
+    archived: frozenset[str] = frozenset(),
 ) -> int:
-    """Compute every shard not yet on disk, batch by batch (``deadline``, a
+    """Compute every shard neither on disk nor ``archived``, batch by batch (``deadline``, a
     ``time.perf_counter()`` value, stops the start of new batches); return how many were computed."""
     by_dataset = {item.run.name: item for item in prepared}
-    pending_by_group = [(group, [s for s in group.shards if find_shard([out], s) is None]) for group in groups]
+    pending_by_group = [
+        (group, [s for s in group.shards if s.relative_path not in archived and find_shard([out], s) is None])
+        for group in groups
+    ]
     total = sum(len(pending) for _, pending in pending_by_group)
     progress = tqdm(total=total, desc="shards", unit="shard", disable=quiet or total == 0, dynamic_ncols=True)
     computed = 0
@@ -498,12 +506,14 @@ def run_config(
     # covered every model on the same number of images
     picked = sorted((group for group in select_groups(groups, shard_index, shard_count) if compute(group)),
                     key=lambda group: group.batch)
-    computed = execute(picked, prepared, config, out, device, timer, args.quiet, deadline)
+    archived = frozenset(archive.shards_held(out))
+    computed = execute(picked, prepared, config, out, device, timer, args.quiet, deadline, archived)
     if shard_count > 1:
         if not args.quiet:
             print(f"shard {shard_index}/{shard_count} done in {out}; merge with: python -m benchmarks.report DIR ...")
         return
-    held = sum(find_shard([out], shard) is not None for group in groups for shard in group.shards)
+    held = sum(shard.relative_path in archived or find_shard([out], shard) is not None
+               for group in groups for shard in group.shards)
     if not held:
         print(f"note: {config.name}: nothing computed yet, so no report", file=sys.stderr)
         return

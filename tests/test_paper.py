@@ -106,12 +106,19 @@ def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, m
 
 
 def test_recomputing_lost_shards_is_not_counted_twice(suite):
-    """A new machine starts with no shards: the committed manifest's earlier runs describe
-    work these results no longer hold, so the wall time must not add them to the rerun's."""
+    """A new machine starts with no shards, and with no archive where it was not committed:
+    the manifest's earlier runs describe work these results no longer hold, so the wall
+    time must not add them to the rerun's. With the archive, nothing is recomputed and the
+    first run still counts."""
     tmp, config = suite
     out = tmp / "paper"
     assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    first = json.loads((out / "part-suite" / "manifest.json").read_text())["runs"]
     shutil.rmtree(out / "part-suite" / "shards")
+    assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "part-suite" / "manifest.json").read_text())["runs"] == first
+    shutil.rmtree(out / "part-suite" / "shards", ignore_errors=True)
+    shutil.rmtree(out / "part-suite" / "archive")
     assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
     manifest = json.loads((out / "part-suite" / "manifest.json").read_text())
     assert len(manifest["runs"]) == 1 and manifest["runs"][0]["wall_seconds"] == manifest["wall_seconds"]
@@ -119,17 +126,23 @@ def test_recomputing_lost_shards_is_not_counted_twice(suite):
     assert timings.loc[timings["part"] == "part-suite", "seconds"].sum() == pytest.approx(manifest["wall_seconds"], abs=0.1)
 
 
-def test_rebuild_without_per_image_rows_keeps_the_comparisons(suite, capsys):
-    """A fresh clone has each part's summary but not its scores.csv: rebuilding the tables
-    there must not replace the committed paired comparisons with an empty table."""
+def test_rebuild_in_a_fresh_clone_takes_the_per_image_rows_from_the_archive(suite, capsys):
+    """A fresh clone has each part's summary and archive, but no shards and no scores.csv:
+    rebuilding there gives the same paired comparisons. Without the archive too, it must
+    not replace the committed comparisons with an empty table."""
     tmp, config = suite
     out = tmp / "paper"
     assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
     committed = {name: (out / name).read_bytes() for name in ["comparisons.csv", "comparisons.md", "tables2_3.csv"]}
-    (out / "part-suite" / "scores.csv").unlink()
+    for part in ["part-deletion", "part-suite"]:
+        shutil.rmtree(out / part / "shards")
+        (out / part / "scores.csv").unlink()
+    paper.write(out, [out / "part-deletion", out / "part-suite"])
+    assert all((out / name).read_bytes() == content for name, content in committed.items())
+    shutil.rmtree(out / "part-suite" / "archive")
     capsys.readouterr()
     paper.write(out, [out / "part-deletion", out / "part-suite"])
-    assert "part-suite has a summary but no scores.csv" in capsys.readouterr().err
+    assert "part-suite has a summary but no per-image rows" in capsys.readouterr().err
     assert all((out / name).read_bytes() == content for name, content in committed.items())
 
 

@@ -206,3 +206,21 @@ def test_stop_after_reports_what_is_finished_and_the_rest_resumes(workspace, mon
     run_ok("--config", config(), "--out", str(tmp / "a"))
     assert len(list((tmp / "a" / "shards").rglob("*.pkl"))) == 8
     assert run.main(["--config", config(), "--stop-after", "0", "--quiet"]) == 2
+
+
+def test_chosen_images_are_shuffled_so_a_stopped_run_is_a_fair_sample():
+    import torch
+
+    from signed_saliency.datasets.core import ImageSet
+
+    labels = torch.arange(10).repeat_interleave(100)  # stored class by class, like the splits
+    split = ImageSet(
+        dataset="toy", split="test", images=torch.zeros(1000, 1, 2, 2, dtype=torch.uint8), labels=labels,
+        class_names=tuple(map(str, range(10))), indices=torch.arange(1000),
+    )
+    chosen = run.choose_images(split, 200, seed=0)
+    assert len(set(chosen.indices.tolist())) == 200
+    assert torch.equal(chosen.indices, run.choose_images(split, 200, seed=0).indices)
+    first_batch = chosen.labels[:64]
+    assert len(first_batch.unique()) >= 8  # sorted back, the first 64 would be one or two classes
+    assert torch.equal(labels[chosen.indices], chosen.labels)
