@@ -33,13 +33,13 @@ _SHARDS_KEY = b"signed_saliency_shards"
 _TABLES = ("scores", "curve-statistics")
 
 
-def curve_statistics(curves: pd.DataFrame, by: list[str] = CURVE_KEYS) -> pd.DataFrame:
+def curve_statistics(curves: pd.DataFrame) -> pd.DataFrame:
     """Per curve point: ``n``, ``mean`` and ``m2`` (the sum of squared deviations from the mean)
     of ``y`` over images."""
     if curves.empty:
-        return pd.DataFrame(columns=[*by, "n", "mean", "m2"])
+        return pd.DataFrame(columns=[*CURVE_KEYS, "n", "mean", "m2"])
     curves = curves.astype({"x": "float64", "y": "float64"})
-    grouped = curves.groupby(by, sort=False, observed=True)["y"]
+    grouped = curves.groupby(CURVE_KEYS, sort=False, observed=True)["y"]
     stats = grouped.agg(n="count", mean="mean", variance="var").reset_index()
     stats["m2"] = stats.pop("variance").fillna(0.0) * (stats["n"] - 1)
     return stats
