@@ -6,7 +6,7 @@ Every new machine starts without them, so a suite too long for one machine's ses
 never be reported whole. The report therefore also writes, per (dataset, model, metric),
 every finished shard's score rows, and its curves reduced to what the figures draw from
 them: per curve point, the count, mean and sum of squared deviations (the mean curve and
-its band pool exactly across shards). About 6 MB of Parquet per 1,000 images and model
+its band pool exactly across shards). About 7 MB of Parquet per 1,000 images and model
 of the paper suite, split by metric so that no file passes 2 MB.
 
 A shard missing from ``shards/`` is read from the archive, and the runner does not
