@@ -31,7 +31,7 @@ import pandas as pd
 
 from benchmarks import statistics, table1
 from benchmarks.files import write_atomically
-from benchmarks.report import KEYS, collect, read_plan, runs_still_held, terminal_summary
+from benchmarks.report import collect, in_scores_order, read_plan, runs_still_held, terminal_summary
 from signed_saliency.errors import UserError
 
 # (baseline, map) -> the published AUC per (dataset, model) column of the paper's Tables 2-3.
@@ -166,10 +166,8 @@ def tables2_3_markdown(table: pd.DataFrame) -> str:
 
 
 def per_image_scores(folder: Path) -> pd.DataFrame:
-    """A part's per-image rows from its shards or, in a fresh clone, its committed archive,
-    in scores.csv's order (the order the paired tests meet the groups in)."""
-    scores = collect([folder], curves=False).scores
-    return scores.sort_values(KEYS + ["image"], kind="stable") if len(scores) else scores
+    """A part's per-image rows from its shards or, in a fresh clone, its committed archive."""
+    return in_scores_order(collect([folder], curves=False).scores)
 
 
 def comparisons(loaded: list[dict[str, Any]], rows: dict[Path, pd.DataFrame]) -> pd.DataFrame:

@@ -99,6 +99,11 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
 
 
+def in_scores_order(scores: pd.DataFrame) -> pd.DataFrame:
+    """Score rows in scores.csv's order, which the paired tests also meet their groups in."""
+    return scores.sort_values(KEYS + ["image"], kind="stable") if len(scores) else scores
+
+
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     write_atomically(path, lambda temporary: frame.to_csv(temporary, index=False, float_format="%.10g"))
 
@@ -159,7 +164,7 @@ def build_report(directories: list[Path], out: Path, *, figures: bool = True) ->
         metric=pd.Categorical(scores["metric"], categories=list(plan["metrics"]), ordered=True),
         variant=pd.Categorical(scores["variant"], categories=list(dict.fromkeys(scores["variant"])), ordered=True),
     ).sort_values(["dataset", "model", "metric", "method", "variant", "image"], kind="stable")
-    _write_csv(scores.sort_values(KEYS + ["image"], kind="stable"), out / "scores.csv")
+    _write_csv(in_scores_order(scores), out / "scores.csv")
     archive.write(out, collected.rows)
     if not curves.empty:
         _write_csv(curves.sort_values(KEYS + ["image", "x"], kind="stable"), out / "curves.csv")

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_run import REAL_PERF_COUNTER, run_ok
 
 from benchmarks import archive, run
-
-REAL_PERF_COUNTER = time.perf_counter
-
-
-def run_ok(*argv: str) -> None:
-    assert run.main([*argv, "--quiet"]) == 0
 
 
 def test_curve_means_pooled_over_shards_equal_those_over_all_images():
