@@ -3,6 +3,7 @@
     python -m benchmarks.speed methods     # the gradient methods against the paper code's way
     python -m benchmarks.speed metrics     # each metric against its forward-pass floor and quantus
     python -m benchmarks.speed precision   # bf16 against float32: speed and the AUCs' change
+    python -m benchmarks.speed road        # ROAD's imputation solves against the size of their systems
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ SUITES = {
     "methods": "benchmarks.speed_methods",
     "metrics": "benchmarks.speed_metrics",
     "precision": "benchmarks.speed_precision",
+    "road": "benchmarks.speed_road",
 }
 
 

@@ -1,10 +1,12 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
 
 from signed_saliency import metrics
 from signed_saliency.methods.core import Method
-from signed_saliency.metrics.road import impute
+from signed_saliency.metrics.road import impute, impute_batch, system_groups
 
 OFFSETS = {(dr, dc): 1 / 6 if dr == 0 or dc == 0 else 1 / 12 for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc}
 
@@ -42,6 +44,23 @@ def test_imputation_equals_a_dense_solve():
     assert np.array_equal(ours[:, ~removed], image[:, ~removed])
     noisy = impute(image, removed, noise=0.01, rng=np.random.default_rng(0))
     assert 0 < np.abs(noisy - ours).max() < 0.1
+
+
+def test_system_groups_pack_consecutive_images_up_to_the_cap():
+    groups = system_groups(np.array([3, 3, 3, 10, 1, 1]), max_unknowns=6)
+    assert [g.tolist() for g in groups] == [[0, 1], [2], [3], [4, 5]]  # an image over the cap stands alone
+    assert [g.tolist() for g in system_groups(np.array([5, 5]), max_unknowns=100)] == [[0, 1]]
+
+
+def test_batched_imputation_does_not_depend_on_how_images_are_grouped():
+    rng = np.random.default_rng(1)
+    images = rng.random((5, 3, 7, 6))
+    removed = torch.from_numpy(rng.random((5, 1, 7, 6)) < 0.6)
+    one_by_one = np.stack([impute(images[i], removed[i, 0].numpy(), 0.0, rng) for i in range(5)])
+    with ThreadPoolExecutor(2) as pool:
+        for cap in (1, 40, 10**6):
+            grouped = impute_batch(images, removed, 0.0, rng, pool, max_unknowns=cap)
+            np.testing.assert_allclose(grouped, one_by_one, atol=1e-12)
 
 
 def _method(direction):

@@ -11,7 +11,15 @@ RGB input of any size; this one ranks and imputes pixels.
 The solves are CPU work (scipy's SuperLU, in a pool of at most torch's thread count, run
 between model calls so the two do not compete for cores): about 1 ms of CPU per image and
 step at 32x32, as much as a forward of the CIFAR ResNet18, so ROAD costs about twice its
-forward passes there, and more on larger images (a 224x224 system takes 0.1-0.3 s).
+forward passes there, and far more on larger images (a 224x224 image takes 20 ms at 10%
+removed and 0.5 s at 90%, which makes ROAD most of a 224-px suite's time).
+
+Images are solved together, as one block-diagonal system, only up to ``MAX_UNKNOWNS``
+removed pixels: packing saves per-call overhead on small systems, but SuperLU's time grows
+faster than the system's size, so a 32-image block at 224 px cost 1.4x the same images
+solved one by one (``python -m benchmarks.speed road`` sweeps the cap). CHOLMOD
+(scikit-sparse) factorises these systems about 1.6x faster again, but needs SuiteSparse
+built from source, so SuperLU stays.
 """
 
 from __future__ import annotations
@@ -51,6 +59,9 @@ _NEIGHBOURS = np.array(
     ]
 )  # fmt: skip
 ORDERS = ("morf", "lerf")
+# Measured on 2 cores: 32x32 images solve fastest in systems of about 3,000-4,000
+# unknowns (32 images at 10% removed, 4 at 90%); a 224x224 image exceeds it on its own.
+MAX_UNKNOWNS = 4096
 
 
 def imputation_system(removed: np.ndarray) -> tuple[csc_matrix, np.ndarray, np.ndarray, np.ndarray]:
@@ -127,18 +138,35 @@ def _workers() -> int:
     return max(1, min(torch.get_num_threads(), os.cpu_count() or 1, 8))
 
 
+def system_groups(unknowns: np.ndarray, max_unknowns: int) -> list[np.ndarray]:
+    """Consecutive runs of images, each of at most ``max_unknowns`` removed pixels in all
+    (or one image, where that image alone has more), given each image's count ``unknowns``."""
+    groups, start, total = [], 0, 0
+    for i, count in enumerate(unknowns.tolist()):
+        if i > start and total + count > max_unknowns:
+            groups.append(np.arange(start, i))
+            start, total = i, 0
+        total += count
+    groups.append(np.arange(start, len(unknowns)))
+    return groups
+
+
 def impute_batch(
-    images: np.ndarray, removed: Tensor, noise: float, rng: np.random.Generator, pool: ThreadPoolExecutor, workers: int
+    images: np.ndarray,
+    removed: Tensor,
+    noise: float,
+    rng: np.random.Generator,
+    pool: ThreadPoolExecutor,
+    max_unknowns: int = MAX_UNKNOWNS,
 ) -> np.ndarray:
     """:func:`impute` for a batch ``images`` (N,C,H,W) float64 and masks ``removed`` (N,1,H,W).
 
-    Each worker solves one block-diagonal system for a slice of the images (SuperLU
-    releases the GIL), so building and factorising cost one call per slice, not per image.
+    The pool's workers solve :func:`system_groups`' block-diagonal systems (SuperLU
+    releases the GIL); the values do not depend on the grouping, beyond rounding.
     """
     masks = removed[:, 0].cpu().numpy()
-    slices = np.array_split(np.arange(len(images)), min(workers, len(images)))
-    parts = pool.map(lambda part: _solve(images[part], masks[part]), [part for part in slices if part.size])
-    filled = np.concatenate(list(parts))
+    groups = system_groups(masks.reshape(len(masks), -1).sum(axis=1), max_unknowns)
+    filled = np.concatenate(list(pool.map(lambda group: _solve(images[group], masks[group]), groups)))
     _add_noise(filled, masks, noise, rng)
     return filled
 
@@ -172,8 +200,7 @@ def road(
     xs = grid(fractions)
     output = MetricOutput()
     curves: dict[str, Tensor] = {}
-    workers = _workers()
-    with scoring(model, x, target, maps) as (x, target, maps), ThreadPoolExecutor(workers) as pool:
+    with scoring(model, x, target, maps) as (x, target, maps), ThreadPoolExecutor(_workers()) as pool:
         # The masks feed the CPU solver: making them there saves a device round trip per step.
         places = positions(rank_pixels(maps, generator(seed))).cpu()
         reverse = height * width - 1 - places
@@ -185,7 +212,7 @@ def road(
         rng = np.random.default_rng(seed)
         images = x.detach().to(device="cpu", dtype=torch.float64).numpy()
         batches = (
-            torch.from_numpy(impute_batch(images, removed[order](count), noise, rng, pool, workers)).to(x)
+            torch.from_numpy(impute_batch(images, removed[order](count), noise, rng, pool)).to(x)
             for order, count in jobs
         )
         logits = forward_batches(model, batches)
