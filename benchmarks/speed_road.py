@@ -21,9 +21,7 @@ import torch.nn.functional as F
 
 from benchmarks.speed import fastest_seconds, suite_parser
 from signed_saliency.metrics.perturbation import first_pixels, generator, pixel_counts, positions, rank_pixels
-from signed_saliency.metrics.road import MAX_UNKNOWNS, impute_batch
-
-FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+from signed_saliency.metrics.road import FRACTIONS, MAX_UNKNOWNS, impute_batch
 
 
 def smooth_maps(batch: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -46,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     places = positions(rank_pixels(maps, generator(0)))
     masks = [first_pixels(places, count, args.size, args.size) for count in pixel_counts(FRACTIONS, args.size**2)]
     images = np.random.default_rng(0).random((args.batch, 3, args.size, args.size))
-    caps = {"one image": 1, "1,024": 1024, f"{MAX_UNKNOWNS:,} (default)": MAX_UNKNOWNS, "16,384": 16384}
+    default_label = f"{MAX_UNKNOWNS:,} (default)"
+    caps = {"one image": 1, "1,024": 1024, default_label: MAX_UNKNOWNS, "16,384": 16384}
     caps["whole batch"] = args.batch * args.size**2
 
     print(f"{args.batch} images at {args.size} px, {len(FRACTIONS)} fractions, {args.threads} worker(s), {args.clock} clock\n")
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 for mask in masks
             ]
-        default = sum(rows[f"{MAX_UNKNOWNS:,} (default)"])
+        default = sum(rows[default_label])
         for label, seconds in rows.items():
             per_image = [1e3 * s / args.batch for s in seconds]
             print(f"{label:<22}" + "".join(f"{ms:>7.1f}" for ms in per_image) + f"{sum(per_image):>8.1f}{sum(seconds) / default:>11.2f}x")

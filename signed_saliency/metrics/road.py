@@ -16,7 +16,7 @@ removed and 0.5 s at 90%, which makes ROAD most of a 224-px suite's time).
 
 Images are solved together, as one block-diagonal system, only up to ``MAX_UNKNOWNS``
 removed pixels: packing saves per-call overhead on small systems, but SuperLU's time grows
-faster than the system's size, so a 32-image block at 224 px cost 1.4x the same images
+faster than the system's size, so a 32-image block at 224 px cost 1.58x the same images
 solved one by one (``python -m benchmarks.speed road`` sweeps the cap). CHOLMOD
 (scikit-sparse) factorises these systems about 1.6x faster again, but needs SuiteSparse
 built from source, so SuperLU stays.
@@ -59,7 +59,8 @@ _NEIGHBOURS = np.array(
     ]
 )  # fmt: skip
 ORDERS = ("morf", "lerf")
-# Measured on 2 cores: 32x32 images solve fastest in systems of about 3,000-4,000
+FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# Measured with `speed road` on one core: 32x32 images solve fastest in systems of about 3,000-4,000
 # unknowns (32 images at 10% removed, 4 at 90%); a 224x224 image exceeds it on its own.
 MAX_UNKNOWNS = 4096
 
@@ -181,7 +182,7 @@ def road(
     *,
     seed: int = 0,
     ground_truth=None,
-    fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    fractions: Sequence[float] = FRACTIONS,
     noise: float = 0.01,
 ) -> MetricOutput:
     """ROAD: accuracy and probability as the most (MoRF) or least (LeRF) relevant pixels are imputed.
