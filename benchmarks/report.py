@@ -142,8 +142,12 @@ def terminal_summary(summary: pd.DataFrame, plan: dict[str, Any]) -> str:
         table = block.pivot(index="method", columns="metric", values="mean")
         table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["metric"])))
         table.columns = [f"{name}{arrows.get(name, '')}" for name in table.columns]
-        lines.append(f"\n{dataset} / {model}: mean over {int(block['n'].max())} images, headline variant of each metric "
-                     "(every variant with its 95% CI: summary.md)")
+        fewest, most = int(block["n"].min()), int(block["n"].max())
+        # n differs by cell: a value can be undefined on an image (a constant map has no
+        # Spearman), and a run stopped part-way has some metrics on more batches than others
+        images = f"{most}" if fewest == most else f"{fewest}-{most}"
+        lines.append(f"\n{dataset} / {model}: mean over {images} images, headline variant of each metric "
+                     "(every variant with its n and 95% CI: summary.md)")
         lines.append(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"))
     return "\n".join(lines)
 
