@@ -31,7 +31,7 @@ import pandas as pd
 
 from benchmarks import statistics, table1
 from benchmarks.files import write_atomically
-from benchmarks.report import collect, in_scores_order, read_plan, runs_still_held, terminal_summary
+from benchmarks.report import collect, image_count, in_scores_order, read_plan, runs_still_held, terminal_summary
 from signed_saliency.errors import UserError
 
 # (baseline, map) -> the published AUC per (dataset, model) column of the paper's Tables 2-3.
@@ -211,8 +211,7 @@ def comparisons_markdown(tests: pd.DataFrame, plan_metrics: dict[str, Any]) -> s
         )
         table = block.pivot(index="pair", columns="column", values="cell")
         table = table.reindex(index=list(dict.fromkeys(block["pair"])), columns=list(dict.fromkeys(block["column"])))
-        n = int(block["n"].max())
-        parts += [f"## {dataset} / {model} ({n} images)", "", table.fillna("-").rename_axis(columns=None).reset_index()
+        parts += [f"## {dataset} / {model} ({image_count(block['n'])} images)", "", table.fillna("-").rename_axis(columns=None).reset_index()
                   .to_markdown(index=False), ""]
     return "\n".join(parts)
 

@@ -99,6 +99,14 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
 
 
+def image_count(n: pd.Series) -> str:
+    """The cells' numbers of images, "1000" or a range "143-1000": n differs by cell where a
+    value is undefined on some images (a constant map has no Spearman), and after a run
+    stopped part-way, which has some metrics on more batches than others."""
+    fewest, most = int(n.min()), int(n.max())
+    return f"{most}" if fewest == most else f"{fewest}-{most}"
+
+
 def in_scores_order(scores: pd.DataFrame) -> pd.DataFrame:
     """Score rows in scores.csv's order, which the paired tests also meet their groups in."""
     return scores.sort_values(KEYS + ["image"], kind="stable") if len(scores) else scores
@@ -142,11 +150,7 @@ def terminal_summary(summary: pd.DataFrame, plan: dict[str, Any]) -> str:
         table = block.pivot(index="method", columns="metric", values="mean")
         table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["metric"])))
         table.columns = [f"{name}{arrows.get(name, '')}" for name in table.columns]
-        fewest, most = int(block["n"].min()), int(block["n"].max())
-        # n differs by cell: a value can be undefined on an image (a constant map has no
-        # Spearman), and a run stopped part-way has some metrics on more batches than others
-        images = f"{most}" if fewest == most else f"{fewest}-{most}"
-        lines.append(f"\n{dataset} / {model}: mean over {images} images, headline variant of each metric "
+        lines.append(f"\n{dataset} / {model}: mean over {image_count(block['n'])} images, headline variant of each metric "
                      "(every variant with its n and 95% CI: summary.md)")
         lines.append(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"))
     return "\n".join(lines)
