@@ -24,6 +24,17 @@ def default_data_root() -> Path:
     return cache_dir() / "data"
 
 
+def portable(path: Path) -> str:
+    """``path`` as a manifest records it: relative to the repository where it lies inside
+    (the shipped weights), else with the home folder as ``~``, so a committed manifest or
+    plan reads the same from every clone."""
+    path = Path(path).resolve()
+    if path.is_relative_to(REPO_ROOT):
+        return path.relative_to(REPO_ROOT).as_posix()
+    home = Path.home().resolve()
+    return f"~/{path.relative_to(home).as_posix()}" if path.is_relative_to(home) else str(path)
+
+
 def cache_dir() -> Path:
     """$SIGNED_SALIENCY_CACHE, else ~/.cache/signed-saliency: decoded images, trained-on-first-use models."""
     return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "signed-saliency").expanduser()

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from benchmarks import archive, report
 from benchmarks.config import DatasetRun, RunConfig, SuiteConfig, apply_overrides, load_config
 from benchmarks.files import write_atomically
-from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root
+from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root, portable
 from benchmarks.plan import Group, find_shard, make_group, parse_shard_spec, save_shard, select_groups, stable_hash
 from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.datasets.core import GroundTruth, ImageSet
@@ -530,7 +530,7 @@ def run_config(
 
 def prepared_checkpoints(prepared: list[PreparedDataset]) -> dict[str, dict[str, str]]:
     return {
-        f"{item.run.name}-{model.name}": {"path": str(model.checkpoint), "sha256": model.sha256}
+        f"{item.run.name}-{model.name}": {"path": portable(model.checkpoint), "sha256": model.sha256}
         for item in prepared for model in item.models.values()
     }
 

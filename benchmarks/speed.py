@@ -4,6 +4,7 @@
     python -m benchmarks.speed metrics     # each metric against its forward-pass floor and quantus
     python -m benchmarks.speed precision   # bf16 against float32: speed and the AUCs' change
     python -m benchmarks.speed road        # ROAD's imputation solves against the size of their systems
+    python -m benchmarks.speed hog         # the randomisation checks' HOG features, batched, against skimage
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SUITES = {
     "metrics": "benchmarks.speed_metrics",
     "precision": "benchmarks.speed_precision",
     "road": "benchmarks.speed_road",
+    "hog": "benchmarks.speed_hog",
 }
 
 
@@ -55,6 +57,12 @@ def fastest_seconds(fn: Callable[[], object], repeats: int, device: torch.device
     """The fastest of ``repeats`` timed calls: on a shared machine the minimum is the least
     disturbed estimate of the cost itself. The caller warms up first."""
     return min(seconds_of(fn, device, clock) for _ in range(repeats))
+
+
+def best_seconds(fn: Callable[[], object], repeats: int, device: torch.device, clock: str = "wall") -> float:
+    """:func:`fastest_seconds` after one warm-up call."""
+    seconds_of(fn, device, clock)
+    return fastest_seconds(fn, repeats, device, clock)
 
 
 def main(argv: list[str] | None = None) -> None:

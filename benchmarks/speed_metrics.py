@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from benchmarks.speed import fastest_seconds, seconds_of, suite_parser
+from benchmarks.speed import best_seconds, suite_parser
 from signed_saliency import methods, metrics, models
 
 
@@ -35,12 +35,6 @@ class CountingModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self.images += x.shape[0]
         return self.model(x)
-
-
-def best_seconds(fn: Callable[[], object], repeats: int, device: torch.device, clock: str = "wall") -> float:
-    """:func:`benchmarks.speed.fastest_seconds` after one warm-up call."""
-    seconds_of(fn, device, clock)
-    return fastest_seconds(fn, repeats, device, clock)
 
 
 def quantus_pixel_flipping(

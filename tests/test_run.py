@@ -224,3 +224,12 @@ def test_chosen_images_are_shuffled_so_a_stopped_run_is_a_fair_sample():
     first_batch = chosen.labels[:64]
     assert len(first_batch.unique()) >= 8  # sorted back, the first 64 would be one or two classes
     assert torch.equal(labels[chosen.indices], chosen.labels)
+
+
+def test_recorded_checkpoint_paths_read_the_same_from_every_clone(tmp_path, monkeypatch):
+    from benchmarks.paths import SHIPPED_CHECKPOINTS, portable
+
+    assert portable(SHIPPED_CHECKPOINTS / "cifar10-cnn.pt") == "results/paper/checkpoints/cifar10-cnn.pt"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert portable(tmp_path / "home" / ".cache" / "m.pt") == "~/.cache/m.pt"
+    assert portable(tmp_path / "elsewhere" / "m.pt") == str((tmp_path / "elsewhere" / "m.pt").resolve())

@@ -9,7 +9,8 @@ layer) and computes the reference side's ranks and features only once. The measu
   as in ``scipy.stats.spearmanr``);
 - ``spearman-abs``: the same on the maps' absolute values;
 - ``ssim``: structural similarity of the 2-D maps (``skimage.metrics.structural_similarity``);
-- ``hog``: Pearson correlation of the maps' HOG features (``skimage.feature.hog``).
+- ``hog``: Pearson correlation of the maps' HOG features (those of ``skimage.feature.hog``,
+  computed on the whole batch).
 
 SSIM and HOG see each map divided by its largest absolute value first. A map's units are
 arbitrary and a randomised model's gradients can be orders of magnitude smaller than the
@@ -70,14 +71,14 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     return pearson(average_ranks(a.flatten(1)), average_ranks(b.flatten(1)))
 
 
-def _scaled(maps: Tensor) -> np.ndarray:
-    """Maps as float64 numpy, each divided by its largest absolute value (zero maps kept)."""
-    maps = maps.detach().double().cpu()
+def _scaled(maps: Tensor) -> Tensor:
+    """Maps in float64, each divided by its largest absolute value (zero maps kept)."""
+    maps = maps.detach().double()
     peak = maps.flatten(1).abs().amax(dim=1).clamp(min=torch.finfo(torch.float64).tiny)
-    return (maps / peak.view(-1, 1, 1)).numpy()
+    return maps / peak.view(-1, 1, 1)
 
 
-def _ssim_pairs(first: np.ndarray, second: np.ndarray) -> Tensor:
+def _ssim_pairs(first: Tensor, second: Tensor) -> Tensor:
     """SSIM of each pair of scaled maps over the range scaled maps can span: [0, 1], or
     [-1, 1] when either map has negative values. Quantus takes the range the pair spans
     instead; for a nearly constant pair (Grad-CAM upsampled from a 1x1 or 2x2 feature map)
@@ -89,26 +90,57 @@ def _ssim_pairs(first: np.ndarray, second: np.ndarray) -> Tensor:
     window = min(7, side if side % 2 else side - 1)
     result = np.full(len(first), np.nan)
     with threadpool_limits(1):
-        for i, (one, other) in enumerate(zip(first, second)):
+        for i, (one, other) in enumerate(zip(first.cpu().numpy(), second.cpu().numpy())):
             if not (one.any() or other.any()):
                 continue  # two zero maps: no structure to compare
             data_range = 2.0 if min(one.min(), other.min()) < 0 else 1.0
             result[i] = structural_similarity(one, other, win_size=window, data_range=data_range)
-    return torch.from_numpy(result).float()
+    return torch.from_numpy(result).float().to(first.device)
 
 
-def _hog_features(scaled: np.ndarray, pixels_per_cell: int) -> Tensor:
-    """HOG features (9 orientations, 3x3-cell blocks) of each scaled map, (N,F) float64."""
-    from skimage.feature import hog as hog_features
+# HOG is written here on whole batches rather than called from skimage, which takes one
+# image at a time: the randomisation check compares every method's maps once per
+# randomised model (12-45 of them), and skimage's HOG was a fifth of its time at 224 px.
+# Batched, it is 4-6x faster (python -m benchmarks.speed similarity) with the same values
+# (tests/test_randomisation.py checks them against skimage). SSIM stays skimage's: a
+# batched version in torch was no faster on a CPU.
+HOG_ORIENTATIONS, HOG_BLOCK, HOG_EPS = 9, 3, 1e-5  # skimage.feature.hog's defaults, 3x3-cell blocks
 
+
+def _hog_features(maps: Tensor, pixels_per_cell: int) -> Tensor:
+    """HOG features of each scaled map, (N,F) float64, as ``skimage.feature.hog`` computes
+    them with 9 orientations, 3x3-cell blocks and L2-Hys normalisation: central-difference
+    gradients (zero on the border), each pixel's magnitude voted into its cell's bin of
+    unsigned orientation, and every block of cells normalised, in skimage's feature order."""
+    count, height, width = maps.shape
     # Small maps still get at least one block of 3x3 cells.
-    cell = max(1, min(pixels_per_cell, min(scaled.shape[1:]) // 3))
-    with threadpool_limits(1):
-        return torch.from_numpy(
-            np.stack(
-                [hog_features(m, orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(3, 3)) for m in scaled]
-            )
-        )
+    cell = max(1, min(pixels_per_cell, min(height, width) // HOG_BLOCK))
+    rows, columns = height // cell, width // cell
+    gradient_rows, gradient_columns = torch.zeros_like(maps), torch.zeros_like(maps)
+    gradient_rows[:, 1:-1] = maps[:, 2:] - maps[:, :-2]
+    gradient_columns[:, :, 1:-1] = maps[:, :, 2:] - maps[:, :, :-2]
+    magnitude = torch.hypot(gradient_rows, gradient_columns)
+    orientation = torch.rad2deg(torch.atan2(gradient_rows, gradient_columns)).remainder(180)
+    # bin k holds [20k, 20(k+1)) degrees; a search, not a division, so the bin edges are exact
+    edges = torch.arange(1, HOG_ORIENTATIONS, dtype=maps.dtype, device=maps.device) * (180 / HOG_ORIENTATIONS)
+    orientation_bin = torch.bucketize(orientation, edges, right=True)
+    # pixels past the last whole cell are left out, as skimage does
+    magnitude = magnitude[:, : rows * cell, : columns * cell]
+    orientation_bin = orientation_bin[:, : rows * cell, : columns * cell]
+    index = torch.arange(max(rows, columns) * cell, device=maps.device) // cell
+    cell_of = index[: rows * cell, None] * columns + index[: columns * cell]
+    slot = (cell_of * HOG_ORIENTATIONS + orientation_bin).flatten(1)
+    histogram = maps.new_zeros(count, rows * columns * HOG_ORIENTATIONS)
+    histogram.scatter_add_(1, slot, magnitude.flatten(1)).div_(cell * cell)
+    histogram = histogram.view(count, rows, columns, HOG_ORIENTATIONS)
+    # (N, block rows, block columns, 3, 3, 9): skimage's ravel order
+    blocks = histogram.unfold(1, HOG_BLOCK, 1).unfold(2, HOG_BLOCK, 1).permute(0, 1, 2, 4, 5, 3)
+    blocks = blocks.flatten(3)
+
+    def l2_normalised(values: Tensor) -> Tensor:
+        return values / (values.square().sum(dim=-1, keepdim=True) + HOG_EPS**2).sqrt()
+
+    return l2_normalised(l2_normalised(blocks).clamp(max=0.2)).flatten(1)
 
 
 def check_measures(measures: Iterable[str]) -> tuple[str, ...]:
@@ -138,7 +170,7 @@ class Reference:
             return _standardised(average_ranks(maps.abs().flatten(1)))
         if measure == "ssim":
             return _scaled(maps)
-        return _standardised(_hog_features(_scaled(maps), self.hog_cell)).to(maps.device)
+        return _standardised(_hog_features(_scaled(maps), self.hog_cell))
 
     def compare(self, maps: Tensor, index: slice = slice(None)) -> dict[str, Tensor]:
         """``{measure: (n,)}``: similarity of ``maps`` (n,H,W) with reference maps ``index``."""
@@ -147,7 +179,7 @@ class Reference:
         for measure in self.measures:
             mine, theirs = self._prepared[measure][index], self._prepare(measure, maps)
             if measure == "ssim":
-                result[measure] = _ssim_pairs(mine, theirs).to(self.device)
+                result[measure] = _ssim_pairs(mine, theirs)
             else:
                 result[measure] = _correlate(mine, theirs)
         return result
