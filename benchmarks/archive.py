@@ -102,7 +102,9 @@ def read(directory: Path) -> dict[str, dict[str, pd.DataFrame]]:
 def write(directory: Path, rows: dict[str, dict[str, pd.DataFrame]]) -> None:
     """Archive ``rows`` (shard relative path to its ``scores`` and ``curve-statistics``) in
     ``directory``, keeping what is already archived there: shards outside the current plan
-    stay, since another config may plan them."""
+    stay, since another config may plan them. A folder whose shards are all archived
+    already is left as it is: a shard's key fixes its rows, and a rewrite would change the
+    files' bytes with nothing but the pandas and pyarrow versions written into them."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -112,6 +114,8 @@ def write(directory: Path, rows: dict[str, dict[str, pd.DataFrame]]) -> None:
         dataset, model, _, metric = shard.split("/")[:4]
         by_folder.setdefault(directory / FOLDER / dataset / model / metric, []).append(shard)
     for folder, shards in by_folder.items():
+        if set(shards) == _archived_in(folder):
+            continue
         for table in _TABLES:
             frames = [merged[shard][table].assign(shard=shard) for shard in shards if len(merged[shard][table])]
             frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"shard": pd.Series(dtype=str)})

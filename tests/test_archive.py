@@ -87,3 +87,17 @@ def test_a_shard_counts_as_archived_only_when_both_files_hold_it(tmp_path, stale
     path.write_bytes(older)  # killed between the two files' writes
     assert archive.shards_held(tmp_path) == {"d/m/a/deletion/batch00000-k.pkl"}
     assert set(archive.read(tmp_path)) == {"d/m/a/deletion/batch00000-k.pkl"}
+
+
+def test_a_folder_whose_shards_are_all_archived_is_not_rewritten(tmp_path, monkeypatch):
+    def rows(value: float) -> dict[str, pd.DataFrame]:
+        return {"scores": pd.DataFrame({"image": [0], "value": [value]}), "curve-statistics": pd.DataFrame()}
+
+    archive.write(tmp_path, {"d/m/a/deletion/batch00000-k.pkl": rows(1.0), "d/m/a/sparseness/batch00000-k.pkl": rows(1.0)})
+    written = []
+    real_write = archive.write_atomically
+    monkeypatch.setattr(archive, "write_atomically", lambda path, fn: (written.append(path.parent.name), real_write(path, fn)))
+    # another session reports the same shards (from their pickles) and one new shard
+    archive.write(tmp_path, {"d/m/a/deletion/batch00000-k.pkl": rows(1.0), "d/m/a/sparseness/batch00001-k.pkl": rows(2.0)})
+    assert written == ["sparseness", "sparseness"]
+    assert len(archive.shards_held(tmp_path)) == 3
