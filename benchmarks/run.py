@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="seed for image choice and every metric's randomness")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: the config's, 2)")
     parser.add_argument("--stop-after", type=float, metavar="MINUTES",
-                        help="start no new batch after this many minutes, then report what is finished; "
+                        help="start no new metric after this many minutes, then report what is finished; "
                         "a rerun resumes the rest")
     parser.add_argument("--shard", help="run only slice i/n of the plan (0 <= i < n); merge with python -m benchmarks.report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
@@ -292,8 +292,10 @@ def execute(
     deadline: Optional[float] = None,
     archived: frozenset[str] = frozenset(),
 ) -> int:
-    """Compute every shard neither on disk nor ``archived``, batch by batch (``deadline``, a
-    ``time.perf_counter()`` value, stops the start of new batches); return how many were computed."""
+    """Compute every shard neither on disk nor ``archived``, batch by batch; return how many
+    were computed. Past ``deadline`` (a ``time.perf_counter()`` value) no new metric starts:
+    a metric's methods finish together, so its tables compare them on the same images,
+    and at 224 px one batch under every metric is hours of CPU, too coarse a step to stop at."""
     by_dataset = {item.run.name: item for item in prepared}
     pending_by_group = [
         (group, [s for s in group.shards if s.relative_path not in archived and find_shard([out], s) is None])
@@ -302,11 +304,17 @@ def execute(
     total = sum(len(pending) for _, pending in pending_by_group)
     progress = tqdm(total=total, desc="shards", unit="shard", disable=quiet or total == 0, dynamic_ncols=True)
     computed = 0
+
+    def past_deadline() -> bool:
+        if deadline is None or time.perf_counter() <= deadline:
+            return False
+        progress.write(f"--stop-after reached: {total - computed} shards left for the next run", file=sys.stderr)
+        return True
+
     for group, pending in pending_by_group:
         if not pending:
             continue
-        if deadline is not None and time.perf_counter() > deadline:
-            progress.write(f"--stop-after reached: {total - computed} shards left for the next run", file=sys.stderr)
+        if past_deadline():
             break
         item = by_dataset[group.dataset]
         model = item.models[group.model].module
@@ -323,7 +331,11 @@ def execute(
         by_metric: dict[str, list] = defaultdict(list)
         for shard in pending:
             by_metric[shard.metric].append(shard)
-        for metric_name, shards in by_metric.items():
+        stopped = False
+        for position, (metric_name, shards) in enumerate(by_metric.items()):
+            if position and past_deadline():  # the batch's first metric runs: its maps are paid for
+                stopped = True
+                break
             metric = metrics.get(metric_name)
             scorer = item.models[group.model].forward_module if metric.forward_only else model
             # a jointly scored metric takes the group's methods in one call; others, one at a time
@@ -346,6 +358,8 @@ def execute(
                         save_shard(out, shard, scores, curves)
                     computed += 1
                     progress.update()
+        if stopped:
+            break
     progress.close()
     return computed
 
