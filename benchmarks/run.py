@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-after", type=float, metavar="MINUTES",
                         help="start no new metric after this many minutes, then report what is finished; "
                         "a rerun resumes the rest")
+    parser.add_argument("--parts", type=_names,
+                        help="a suite's parts to run now (comma-separated; default: all); the others keep their results, "
+                        "and the suite's tables still cover every part")
     parser.add_argument("--shard", help="run only slice i/n of the plan (0 <= i < n); merge with python -m benchmarks.report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     return parser
@@ -445,6 +448,8 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_output(Path(args.out) if args.out else RESULTS_DIR / loaded.name)
     if isinstance(loaded, SuiteConfig):
         return run_suite(loaded, args, out, shard, deadline)
+    if args.parts:
+        raise UserError(f"--parts is for suite configs (parts = [...]); {loaded.name!r} is a single config")
     run_config(with_overrides(loaded, args), args, out, shard, show_summary=not args.quiet, deadline=deadline)
     return 0
 
@@ -470,8 +475,15 @@ def run_suite(
 
     Here ``--datasets`` and ``--models`` choose what is computed now, not what the parts
     plan: each part's report covers every finished shard of its whole plan, so the suite
-    can be brought up to date one model at a time as models get trained."""
+    can be brought up to date one model at a time as models get trained. ``--parts``
+    runs only some parts; ``after`` still covers them all, each from what its folder
+    holds. (A part run on a machine that lacks its other models' shards and archive would
+    report on this model alone: that is what ``--parts`` avoids.)"""
     parts = [with_overrides(load_config(part), args, select=False) for part in suite.parts]
+    unknown = sorted(set(args.parts or ()) - {config.name for config in parts})
+    if unknown:
+        raise UserError(f"suite {suite.name!r} has no part {', '.join(unknown)}; its parts: "
+                        f"{', '.join(config.name for config in parts)}")
     known = {
         "dataset": {run.name for part in parts for run in part.datasets},
         "model": {model for part in parts for run in part.datasets for model in run.models},
@@ -485,6 +497,8 @@ def run_suite(
         return (not args.datasets or group.dataset in args.datasets) and (not args.models or group.model in args.models)
 
     for number, config in enumerate(parts, start=1):
+        if args.parts and config.name not in args.parts:
+            continue
         if not args.quiet:
             print(f"[{suite.name} part {number}/{len(parts)}] {config.name}", file=sys.stderr)
         run_config(config, args, prepare_output(out / config.name), shard, show_summary=False, compute=chosen,

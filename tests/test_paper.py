@@ -105,6 +105,33 @@ def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, m
     assert len(manifest["runs"]) == 1  # the rerun computed nothing, so it adds no cost
 
 
+def test_parts_runs_some_parts_and_leaves_the_others_results_alone(suite, monkeypatch, capsys):
+    """A new machine has no shards, and a part without a committed archive there would
+    report on the models computed now alone: --parts leaves that part as it is."""
+    tmp, config = suite
+    out = tmp / "paper"
+    assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+    kept = {name: (out / "part-deletion" / name).read_bytes() for name in ["summary.csv", "manifest.json"]}
+    tables = (out / "tables2_3.csv").read_bytes()
+    for folder in ["shards", "archive"]:
+        shutil.rmtree(out / "part-deletion" / folder)
+    computed = []
+    real_score = run.score_batch
+    monkeypatch.setattr(run, "score_batch", lambda *a, **k: (computed.append(a[6].name), real_score(*a, **k))[1])
+    shutil.rmtree(out / "part-suite" / "shards")
+    shutil.rmtree(out / "part-suite" / "archive")
+    assert run.main(["--config", config, "--out", str(out), "--parts", "part-suite", "--quiet"]) == 0
+    assert computed and not set(computed) & {"deletion", "deletion-paper"}
+    for name, content in kept.items():
+        assert (out / "part-deletion" / name).read_bytes() == content, name
+    assert (out / "tables2_3.csv").read_bytes() == tables
+    capsys.readouterr()
+    assert run.main(["--config", config, "--out", str(out), "--parts", "part-suit", "--quiet"]) == 2
+    assert "has no part part-suit; its parts: part-deletion, part-suite" in capsys.readouterr().err
+    assert run.main(["--config", str(tmp / "part-suite.toml"), "--out", str(out), "--parts", "part-suite", "--quiet"]) == 2
+    assert "--parts is for suite configs" in capsys.readouterr().err
+
+
 def test_recomputing_lost_shards_is_not_counted_twice(suite):
     """A new machine starts with no shards, and with no archive where it was not committed:
     the manifest's earlier runs describe work these results no longer hold, so the wall
