@@ -298,7 +298,7 @@ def execute(
     """Compute every shard neither on disk nor ``archived``, batch by batch; return how many
     were computed. Past ``deadline`` (a ``time.perf_counter()`` value) no new metric starts:
     a metric's methods finish together, so its tables compare them on the same images,
-    and at 224 px one batch under every metric is hours of CPU, too coarse a step to stop at."""
+    and at 224 px one batch under every metric is an hour on 2 cores, too coarse a step."""
     by_dataset = {item.run.name: item for item in prepared}
     pending_by_group = [
         (group, [s for s in group.shards if s.relative_path not in archived and find_shard([out], s) is None])
