@@ -108,13 +108,14 @@ def write(directory: Path, rows: dict[str, dict[str, pd.DataFrame]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    merged = {**read(directory), **rows}
+    archived = read(directory)
+    merged = {**archived, **rows}
     by_folder: dict[Path, list[str]] = {}
     for shard in sorted(merged):
         dataset, model, _, metric = shard.split("/")[:4]
         by_folder.setdefault(directory / FOLDER / dataset / model / metric, []).append(shard)
     for folder, shards in by_folder.items():
-        if set(shards) == _archived_in(folder):
+        if all(shard in archived for shard in shards):
             continue
         for table in _TABLES:
             frames = [merged[shard][table].assign(shard=shard) for shard in shards if len(merged[shard][table])]

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from benchmarks.speed import best_seconds, suite_parser
-from signed_saliency.metrics.similarity import HOG_BLOCK, _hog_features, _scaled
+from signed_saliency.metrics.similarity import HOG_BLOCK, _hog_features, _scaled, hog_cell
 
 
 def skimage_hog(maps: torch.Tensor, pixels_per_cell: int) -> np.ndarray:
     from skimage.feature import hog
 
-    cell = max(1, min(pixels_per_cell, min(maps.shape[1:]) // HOG_BLOCK))
+    cell = hog_cell(*maps.shape[1:], pixels_per_cell)
     return np.stack(
         [hog(m, pixels_per_cell=(cell, cell), cells_per_block=(HOG_BLOCK, HOG_BLOCK)) for m in maps.numpy()]
     )

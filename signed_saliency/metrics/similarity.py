@@ -101,10 +101,16 @@ def _ssim_pairs(first: Tensor, second: Tensor) -> Tensor:
 # HOG is written here on whole batches rather than called from skimage, which takes one
 # image at a time: the randomisation check compares every method's maps once per
 # randomised model (12-45 of them), and skimage's HOG was a fifth of its time at 224 px.
-# Batched, it is 4-6x faster (python -m benchmarks.speed similarity) with the same values
+# Batched, it is 3.3-5.3x faster (python -m benchmarks.speed hog) with the same values
 # (tests/test_randomisation.py checks them against skimage). SSIM stays skimage's: a
 # batched version in torch was no faster on a CPU.
 HOG_ORIENTATIONS, HOG_BLOCK, HOG_EPS = 9, 3, 1e-5  # skimage.feature.hog's defaults, 3x3-cell blocks
+
+
+def hog_cell(height: int, width: int, pixels_per_cell: int) -> int:
+    """The cell side used: ``pixels_per_cell``, smaller where the map would not hold one
+    block of 3x3 cells."""
+    return max(1, min(pixels_per_cell, min(height, width) // HOG_BLOCK))
 
 
 def _hog_features(maps: Tensor, pixels_per_cell: int) -> Tensor:
@@ -113,8 +119,7 @@ def _hog_features(maps: Tensor, pixels_per_cell: int) -> Tensor:
     gradients (zero on the border), each pixel's magnitude voted into its cell's bin of
     unsigned orientation, and every block of cells normalised, in skimage's feature order."""
     count, height, width = maps.shape
-    # Small maps still get at least one block of 3x3 cells.
-    cell = max(1, min(pixels_per_cell, min(height, width) // HOG_BLOCK))
+    cell = hog_cell(height, width, pixels_per_cell)
     rows, columns = height // cell, width // cell
     gradient_rows, gradient_columns = torch.zeros_like(maps), torch.zeros_like(maps)
     gradient_rows[:, 1:-1] = maps[:, 2:] - maps[:, :-2]
