@@ -40,6 +40,7 @@ from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.datasets.core import GroundTruth, ImageSet
 from signed_saliency.engine import predict, score_batch
 from signed_saliency.errors import UserError
+from signed_saliency.metrics.core import Metric, Progress
 from signed_saliency.metrics.perturbation import forward_model
 from signed_saliency.training import TrainConfig
 
@@ -61,6 +62,25 @@ class StageTimer:
             yield
         finally:
             self.seconds[stage] += time.perf_counter() - start
+
+
+@contextmanager
+def step_bar(metric: Metric, quiet: bool) -> Iterator[Optional[Progress]]:
+    """A second, transient bar for the steps inside one metric call, for metrics that
+    report them: at 224 px one randomisation call runs for about 20 minutes."""
+    if quiet or not metric.reports_progress:
+        yield None
+        return
+    bar = tqdm(desc=f"  {metric.name}", unit="step", leave=False, position=1, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 @dataclass
@@ -345,11 +365,11 @@ def execute(
             for chunk in [shards] if metric.jointly else [[shard] for shard in shards]:
                 names = " + ".join(shard.method for shard in chunk) if len(chunk) < 4 else f"{len(chunk)} methods"
                 progress.set_postfix_str(f"{group.dataset}/{group.model} {names} x {metric_name}")
-                with timer(f"metric {metric_name}"):
+                with timer(f"metric {metric_name}"), step_bar(metric, quiet) as steps:
                     rows = score_batch(
                         scorer, x, predicted, predicted, maps, [methods.get(shard.method) for shard in chunk],
                         metric, image_ids=image_ids, seed=config.seed + group.batch,
-                        ground_truth=truth, settings=config.settings.get(metric_name),
+                        ground_truth=truth, settings=config.settings.get(metric_name), progress=steps,
                     )
                 for shard in chunk:
                     scores, curves = rows[shard.method]

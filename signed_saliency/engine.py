@@ -22,7 +22,7 @@ from signed_saliency import methods as method_registry
 from signed_saliency import metrics as metric_registry
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.methods.core import Method, evaluation_mode
-from signed_saliency.metrics.core import Metric, MetricOutput
+from signed_saliency.metrics.core import Metric, MetricOutput, Progress
 
 SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value"]
 CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
@@ -45,11 +45,13 @@ def score_batch(
     seed: int = 0,
     ground_truth: Optional[GroundTruth] = None,
     settings: Optional[Mapping[str, Any]] = None,
+    progress: Optional[Progress] = None,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """One metric on several methods' maps of one batch (``maps`` keyed by method name)
     -> ``{method name: (score rows, curve rows)}``; see :meth:`Metric.score_methods`."""
     outputs = metric.score_methods(
-        model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, **dict(settings or {})
+        model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, progress=progress,
+        **dict(settings or {}),
     )
     return {
         method.name: _rows(outputs[method.name], method, metric, image_ids, target, predicted) for method in methods

@@ -114,3 +114,15 @@ def test_road_rejects_removing_everything(tiny_cnn):
             _method("increase"),
             fractions=(1.0,),
         )
+
+
+def test_road_reports_each_imputed_step_without_changing_its_values():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    x, maps, target = torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8), torch.tensor([0, 1])
+    heard = []
+    road = metrics.get("road")
+    out = road(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5), progress=lambda *a: heard.append(a))
+    assert heard == [(1, 4), (2, 4), (3, 4), (4, 4)]  # MoRF and LeRF, two fractions each
+    silent = road(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5))
+    assert torch.equal(out.values["probability"], silent.values["probability"])
+    assert "progress" not in road.defaults()  # a call parameter, not a setting configs could change

@@ -232,3 +232,21 @@ def test_batched_hog_matches_skimage_image_by_image(size):
     cell = max(1, min(8, min(size) // 3))
     expected = np.stack([hog(m.numpy(), pixels_per_cell=(cell, cell), cells_per_block=(3, 3)) for m in maps])
     np.testing.assert_allclose(_hog_features(maps, 8).numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_randomisation_reports_each_model_it_compares_and_other_metrics_ignore_progress(tiny_cnn, batch):
+    x, target = batch
+    saliency = methods.get("saliency")
+    maps = saliency(tiny_cnn, x, target)
+    heard = []
+    hear = lambda *step: heard.append(step)  # noqa: E731
+    randomisation = metrics.get("randomisation")
+    out = randomisation(tiny_cnn, x, target, maps, saliency, seed=0, measures=("spearman",), progress=hear)
+    steps = 1 + len(R.MODES) * len(R.parameterised_layers(tiny_cnn))  # the unchanged model, then each damaged one
+    assert heard == [(done, steps) for done in range(1, steps + 1)]
+    silent = randomisation(tiny_cnn, x, target, maps, saliency, seed=0, measures=("spearman",))
+    assert _same(out.values, silent.values)
+    logit = metrics.get("random-logit")
+    assert not logit.reports_progress
+    logit(tiny_cnn, x, target, maps, saliency, seed=0, measures=("spearman",), progress=hear)
+    assert len(heard) == steps

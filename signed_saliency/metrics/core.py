@@ -28,6 +28,11 @@ them::
 
 returning ``{method name: MetricOutput}``. Called on one method, such a metric behaves as
 any other; :meth:`Metric.score_methods` scores several with one call or a loop, as fits.
+
+A metric whose one call can run for many minutes (the randomisation check at 224 px, say)
+may also take a keyword ``progress``: a :data:`Progress` callback it calls with (steps
+done, steps in all) as it goes, so that a caller can show how far it is. The library never
+prints; ``progress`` is only passed to metrics whose function declares it.
 """
 
 from __future__ import annotations
@@ -61,7 +66,14 @@ class MetricOutput:
         return bool(self.values or self.curves)
 
 
-_CALL_PARAMETERS = ("model", "x", "target", "maps", "method", "seed", "ground_truth")
+Progress = Callable[[int, int], None]  # (steps done, steps in all)
+
+
+def ignore_progress(done: int, total: int) -> None:
+    """The default :data:`Progress` of a metric that reports it: nobody is listening."""
+
+
+_CALL_PARAMETERS = ("model", "x", "target", "maps", "method", "seed", "ground_truth", "progress")
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,11 @@ class Metric:
         """A perturbation metric only runs forward passes on changed images, so it may be
         given a low-precision copy of the model (see ``perturbation.forward_model``)."""
         return self.family == "perturbation"
+
+    @property
+    def reports_progress(self) -> bool:
+        """Whether the metric's function takes a ``progress`` callback."""
+        return "progress" in inspect.signature(self.fn).parameters
 
     def defaults(self) -> dict[str, Any]:
         """The metric's settings and their default values."""
@@ -113,10 +130,12 @@ class Metric:
         *,
         seed: int = 0,
         ground_truth: Optional[GroundTruth] = None,
+        progress: Optional[Progress] = None,
         **settings: Any,
     ) -> MetricOutput:
         return self.score_methods(
-            model, x, target, {method.name: maps}, [method], seed=seed, ground_truth=ground_truth, **settings
+            model, x, target, {method.name: maps}, [method], seed=seed, ground_truth=ground_truth,
+            progress=progress, **settings,
         )[method.name]
 
     def score_methods(
@@ -129,13 +148,17 @@ class Metric:
         *,
         seed: int = 0,
         ground_truth: Optional[GroundTruth] = None,
+        progress: Optional[Progress] = None,
         **settings: Any,
     ) -> dict[str, MetricOutput]:
         """``{method name: output}`` for several methods' maps of one batch (``maps`` keyed
-        by method name): one call of a ``jointly`` metric, one call per method otherwise."""
+        by method name): one call of a ``jointly`` metric, one call per method otherwise.
+        ``progress`` reaches the metric only if it reports progress, and is otherwise unused."""
         self.check_settings(settings)
         if self.needs_ground_truth and ground_truth is None:
             return {method.name: MetricOutput() for method in methods}
+        if progress is not None and self.reports_progress:
+            settings = {**settings, "progress": progress}
         if self.jointly:
             return self.fn(model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, **settings)
         return {

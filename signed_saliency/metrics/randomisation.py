@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from signed_saliency.methods.core import Method, evaluation_mode, explain
-from signed_saliency.metrics.core import Curve, MetricOutput, register
+from signed_saliency.metrics.core import Curve, MetricOutput, Progress, ignore_progress, register
 from signed_saliency.metrics.similarity import MEASURES, Reference, check_measures
 
 MODES = ("cascading", "independent")
@@ -166,6 +166,7 @@ def randomisation(
     layer_stride: int = 1,
     chunk_size: int = 32,
     hog_cell: int = 8,
+    progress: Progress = ignore_progress,
 ) -> MetricOutput:
     """Model-parameter randomisation: similarity of the maps as layers are re-initialised.
 
@@ -182,7 +183,7 @@ def randomisation(
     Images are processed ``chunk_size`` at a time and one copy of the model is held.
     Every method is recomputed on each randomised model in one :func:`explain` call, so
     methods that share a gradient pass (a map and its sign-split parts, the paper's five
-    maps) pay for it once.
+    maps) pay for it once. ``progress`` hears of each model whose maps are compared.
     """
     del ground_truth
     modes = _check(modes, chunk_size)
@@ -190,16 +191,19 @@ def randomisation(
     indices = measured_layers(len(parameterised_layers(model)), max_layers, layer_stride)
     target = target.to(x.device)
     references = _references(maps, methods, x, measures, hog_cell)
+    steps = 1 + len(modes) * len(indices)
     unchanged = _compare(methods, model, x, target, references, chunk_size)
+    progress(1, steps)
     grid = torch.tensor([0] + [i + 1 for i in indices], dtype=torch.float32)
 
     outputs = {method.name: MetricOutput() for method in methods}
-    for mode in modes:
+    for mode_number, mode in enumerate(modes):
         per_layer = {name: {m: [value] for m, value in by_measure.items()} for name, by_measure in unchanged.items()}
-        for _, damaged in randomised_models(model, mode, seed, indices):
+        for step, (_, damaged) in enumerate(randomised_models(model, mode, seed, indices), start=1):
             for name, by_measure in _compare(methods, damaged, x, target, references, chunk_size).items():
                 for measure, value in by_measure.items():
                     per_layer[name][measure].append(value)
+            progress(1 + mode_number * len(indices) + step, steps)
         for name, by_measure in per_layer.items():
             for measure, values in by_measure.items():
                 curve = torch.stack(values, dim=1)

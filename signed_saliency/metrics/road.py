@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from scipy.sparse import csc_matrix
 from scipy.sparse.linalg import splu
 from torch import Tensor, nn
 
-from signed_saliency.metrics.core import Curve, MetricOutput, register
+from signed_saliency.metrics.core import Curve, MetricOutput, Progress, ignore_progress, register
 from signed_saliency.metrics.perturbation import (
     class_scores,
     first_pixels,
@@ -184,6 +184,7 @@ def road(
     ground_truth=None,
     fractions: Sequence[float] = FRACTIONS,
     noise: float = 0.01,
+    progress: Progress = ignore_progress,
 ) -> MetricOutput:
     """ROAD: accuracy and probability as the most (MoRF) or least (LeRF) relevant pixels are imputed.
 
@@ -192,6 +193,7 @@ def road(
     ``{morf,lerf}/{accuracy,probability}`` over ``fractions`` (accuracy: argmax equals
     ``target``); values ``accuracy`` and ``probability``: LeRF's normalised AUC minus
     MoRF's (higher: the map separates relevant from irrelevant pixels better).
+    ``progress`` hears of each imputed step (the solves are most of ROAD's time).
     """
     if not fractions or max(fractions) >= 1 or min(fractions) < 0:
         # Removing every pixel leaves no border to impute from (a singular system).
@@ -212,11 +214,13 @@ def road(
         jobs = [(order, count) for order in ORDERS for count in counts]
         rng = np.random.default_rng(seed)
         images = x.detach().to(device="cpu", dtype=torch.float64).numpy()
-        batches = (
-            torch.from_numpy(impute_batch(images, removed[order](count), noise, rng, pool)).to(x)
-            for order, count in jobs
-        )
-        logits = forward_batches(model, batches)
+
+        def imputed() -> Iterator[Tensor]:
+            for done, (order, count) in enumerate(jobs, start=1):
+                yield torch.from_numpy(impute_batch(images, removed[order](count), noise, rng, pool)).to(x)
+                progress(done, len(jobs))
+
+        logits = forward_batches(model, imputed())
         for i, order in enumerate(ORDERS):
             scores = stack_scores([class_scores(lg, target) for lg in logits[i * len(counts) : (i + 1) * len(counts)]])
             curves[f"{order}/accuracy"] = scores["allegiance"]
