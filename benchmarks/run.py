@@ -71,16 +71,19 @@ def step_bar(metric: Metric, quiet: bool) -> Iterator[Optional[Progress]]:
     if quiet or not metric.reports_progress:
         yield None
         return
-    bar = tqdm(desc=f"  {metric.name}", unit="step", leave=False, position=1, dynamic_ncols=True)
+    bar: Optional[tqdm] = None  # opened at the metric's first report, which knows the total
 
     def update(done: int, total: int) -> None:
-        bar.total = total
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=f"  {metric.name}", unit="step", leave=False, position=1, dynamic_ncols=True)
         bar.update(done - bar.n)
 
     try:
         yield update
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 @dataclass

@@ -122,7 +122,7 @@ def test_road_reports_each_imputed_step_without_changing_its_values():
     heard = []
     road = metrics.get("road")
     out = road(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5), progress=lambda *a: heard.append(a))
-    assert heard == [(1, 4), (2, 4), (3, 4), (4, 4)]  # MoRF and LeRF, two fractions each
+    assert heard == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # MoRF and LeRF, two fractions each
     silent = road(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5))
     assert torch.equal(out.values["probability"], silent.values["probability"])
     assert "progress" not in road.defaults()  # a call parameter, not a setting configs could change

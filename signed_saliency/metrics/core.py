@@ -31,7 +31,7 @@ any other; :meth:`Metric.score_methods` scores several with one call or a loop, 
 
 A metric whose one call can run for many minutes (the randomisation check at 224 px, say)
 may also take a keyword ``progress``: a :data:`Progress` callback it calls with (steps
-done, steps in all) as it goes, so that a caller can show how far it is. The library never
+done, steps in all) as it goes, from (0, total) on, so that a caller can show how far it is. The library never
 prints; ``progress`` is only passed to metrics whose function declares it.
 """
 

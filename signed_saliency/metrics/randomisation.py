@@ -192,6 +192,7 @@ def randomisation(
     target = target.to(x.device)
     references = _references(maps, methods, x, measures, hog_cell)
     steps = 1 + len(modes) * len(indices)
+    progress(0, steps)
     unchanged = _compare(methods, model, x, target, references, chunk_size)
     progress(1, steps)
     grid = torch.tensor([0] + [i + 1 for i in indices], dtype=torch.float32)

@@ -216,6 +216,7 @@ def road(
         images = x.detach().to(device="cpu", dtype=torch.float64).numpy()
 
         def imputed() -> Iterator[Tensor]:
+            progress(0, len(jobs))
             for done, (order, count) in enumerate(jobs, start=1):
                 yield torch.from_numpy(impute_batch(images, removed[order](count), noise, rng, pool)).to(x)
                 progress(done, len(jobs))
