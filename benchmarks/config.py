@@ -28,6 +28,7 @@ Every key is checked: an unknown one is an error that names the valid keys.
 from __future__ import annotations
 
 import copy
+import importlib.util
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -92,6 +93,11 @@ class RunConfig:
 
     def validate(self) -> None:
         """Check every name against its registry and every metric setting against the metric."""
+        names = [run.name for run in self.datasets]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            # rows, shards and tables are keyed by the dataset's name, not by its entry
+            raise UserError(f"dataset {', '.join(map(repr, repeated))} appears twice; give each dataset one entry")
         for run in self.datasets:
             spec = datasets.get(run.name)
             if run.split is not None and run.split not in spec.splits:
@@ -111,6 +117,8 @@ class RunConfig:
             metrics.get(name).check_settings(values)
         if self.batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.threads < 1:
+            raise UserError(f"threads must be at least 1, got {self.threads}")
         if self.missing_models not in MISSING_MODEL_CHOICES:
             raise UserError(f"missing_models must be one of {', '.join(MISSING_MODEL_CHOICES)}, got {self.missing_models!r}")
 
@@ -135,6 +143,13 @@ def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise UserError(f"unknown config key {', '.join(map(repr, unknown))} in {where}; valid: {', '.join(sorted(allowed))}")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package
+        return False
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -162,7 +177,10 @@ def load_config(name_or_path: str) -> Union[RunConfig, SuiteConfig]:
         # a part is a config beside the suite's file, else one found by name or path
         parts = [path.parent / f"{part}.toml" for part in raw["parts"]]
         parts = [str(beside if beside.is_file() else resolve_config_path(part)) for beside, part in zip(parts, raw["parts"])]
-        return SuiteConfig(name=path.stem, parts=parts, after=raw.get("after"))
+        after = raw.get("after")
+        if after is not None and not _importable(after):  # now, not when the parts have finished hours later
+            raise UserError(f"config {path}: after = {after!r} is not an importable module")
+        return SuiteConfig(name=path.stem, parts=parts, after=after)
     return parse_config(raw, name=path.stem, where=str(path))
 
 
@@ -204,7 +222,8 @@ def apply_overrides(
     if datasets_:
         by_name = {run.name: run for run in config.datasets}
         default_models = models_ or config.datasets[0].models
-        config.datasets = [by_name.get(name) or DatasetRun(name=name, models=list(default_models)) for name in datasets_]
+        config.datasets = [by_name.get(name) or DatasetRun(name=name, models=list(default_models))
+                           for name in dict.fromkeys(datasets_)]
     if models_:
         for run in config.datasets:
             run.models = list(models_)

@@ -3,6 +3,9 @@
 A cache file is keyed by dataset, split, image size, loader options and a fingerprint of
 the source files (their folder, count and total size), so a changed data root or a new
 download is decoded afresh instead of served stale.
+
+Downloads (``--download``) happen here too: the library's loaders only read, and fetching a
+dataset with torchvision is the one step of loading that writes files.
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
 from benchmarks.files import write_atomically
 from benchmarks.paths import cache_dir, default_data_root
 from signed_saliency import datasets
+from signed_saliency.datasets import cifar10, imagenette
 from signed_saliency.datasets.core import GroundTruth, ImageSet
+from signed_saliency.errors import DatasetNotFoundError, UserError
 
 FORMAT_VERSION = 1  # bump when ImageSet's fields or a loader's decoding change
 
@@ -33,20 +38,64 @@ def load_images(
     download: bool = False,
     **options,
 ) -> ImageSet:
-    """``datasets.get(dataset_name).load(...)``, through the on-disk cache."""
+    """``datasets.get(dataset_name).load(...)``, through the on-disk cache; with
+    ``download``, a split that is not cached is first fetched with torchvision where it is
+    missing (:func:`download_split`)."""
     spec = datasets.get(dataset_name)
     split = split or spec.evaluation_split
     root = Path(root).expanduser() if root is not None else default_data_root()
     image_size = image_size or spec.default_image_size
     path = _cache_path(spec, split, root, image_size, options)
+    if download and (path is None or not path.is_file()):
+        download_split(spec.name, split, root)
+        # the source may only exist now that it has been downloaded
+        path = _cache_path(spec, split, root, image_size, options)
     if path is not None and path.is_file():
         return _read(path)
-    images = spec.load(split, root=root, image_size=image_size, download=download, **options)
-    # the source may only exist now that the loader has downloaded it
-    path = path or _cache_path(spec, split, root, image_size, options)
+    images = spec.load(split, root=root, image_size=image_size, **options)
     if path is not None:
         _write(images, path)
     return images
+
+
+def _download_cifar10(split: str, root: Path) -> None:
+    if split == "sample" or (root / cifar10.JPEG_FOLDER / split).is_dir():
+        return  # shipped, or read from the JPEG copy: torchvision's files would not be read
+    from torchvision.datasets import CIFAR10
+
+    try:
+        # checks a copy already there against its checksums and fetches a missing or broken one
+        CIFAR10(str(root), train=split == "train", download=True)
+    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
+        raise DatasetNotFoundError(f"could not download CIFAR-10 into {root}: {error}") from None
+
+
+def _download_imagenette(split: str, root: Path) -> None:
+    if imagenette.source_path(split, root) is not None:
+        return
+    try:
+        from torchvision.datasets import Imagenette
+    except ImportError:
+        raise UserError(
+            "this torchvision has no Imagenette dataset (added in 0.17): upgrade torchvision, or download "
+            f"imagenette2-320.tgz from fastai and unpack it under the data root as {imagenette.TORCHVISION_FOLDER}/"
+        ) from None
+    try:
+        Imagenette(str(root), split=split, size=imagenette.TORCHVISION_SIZE, download=True)
+    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
+        raise DatasetNotFoundError(f"could not download Imagenette into {root}: {error}") from None
+
+
+# How each dataset that lives in files is fetched; generated datasets have nothing to fetch.
+DOWNLOADS: dict[str, Callable[[str, Path], None]] = {"cifar10": _download_cifar10, "imagenette": _download_imagenette}
+
+
+def download_split(dataset_name: str, split: str, root: Path) -> None:
+    """Fetch ``split`` of a dataset into ``root`` with torchvision where the dataset's loader
+    would not find it (a no-op for a dataset with nothing to fetch)."""
+    fetch = DOWNLOADS.get(dataset_name)
+    if fetch is not None:
+        fetch(split, root)
 
 
 def source_fingerprint(source: Path) -> dict:

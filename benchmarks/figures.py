@@ -248,12 +248,24 @@ def draw_paper_figures(
             _save(paper_maps_figure(examples, map_names, rows, path.stem), folder / f"paper-maps-{path.stem}")
             _save(paper_maps_figure(examples, map_names, len(examples["images"]), f"{path.stem}: one image per class"),
                   folder / f"classes-{path.stem}")
-    sns.set_theme(style="whitegrid", context="paper")
+    # One randomisation figure, a column per model, gathered from every part that ran the
+    # check; a model checked in two parts is drawn from the first, as Tables 2-3 take a
+    # model's deletion from the first part that ran it.
+    curves, methods_meta, x_label, drawn_models = [], {}, "", set()
     for part in parts:
         plan = read_plan(part)
-        if "randomisation" in plan["metrics"]:
-            curve_means = collect([part], only_metrics={"randomisation"}).curve_means
-            if not curve_means.empty:
-                x_label = plan["metrics"]["randomisation"]["curve_x"]
-                _save(randomisation_figure(curve_means, plan["methods"], measures, x_label), folder / "randomisation")
-                return
+        if "randomisation" not in plan["metrics"]:
+            continue
+        curve_means = collect([part], only_metrics={"randomisation"}).curve_means
+        models = zip(curve_means["dataset"], curve_means["model"])
+        curve_means = curve_means[np.array([model not in drawn_models for model in models], dtype=bool)]
+        if curve_means.empty:
+            continue
+        drawn_models |= set(zip(curve_means["dataset"], curve_means["model"]))
+        curves.append(curve_means)
+        methods_meta = {**plan["methods"], **methods_meta}
+        x_label = x_label or plan["metrics"]["randomisation"]["curve_x"]
+    if curves:
+        sns.set_theme(style="whitegrid", context="paper")
+        _save(randomisation_figure(pd.concat(curves, ignore_index=True), methods_meta, measures, x_label),
+              folder / "randomisation")

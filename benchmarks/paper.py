@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --config paper        # runs the parts, then this
     python -m benchmarks.paper results/paper       # rebuild from finished parts (e.g. merged shards)
+    python -m benchmarks.paper OUT --config SUITE  # the same for another suite with after = "benchmarks.paper"
 
 Writes into the run folder:
 
@@ -257,14 +258,12 @@ def write(out: Path, parts: list[Path]) -> str:
     from benchmarks import figures
 
     loaded = load_parts(parts)
-    accuracy = table1.table()
-    write_atomically(out / "table1.csv", lambda t: accuracy.to_csv(t, index=False))
-    write_atomically(out / "table1.md", lambda t: t.write_text(table1.markdown(accuracy)))
+    accuracy_text = table1.write(out, table1.table())
     by_epoch = table1.accuracy_by_epoch()
     if not by_epoch.empty:
         figures.draw_accuracy_by_epoch(out / "figures", by_epoch)
     if not loaded:
-        return table1.markdown(accuracy) + "\nNo part has finished shards yet: Tables 2-3 and the figures wait for them.\n"
+        return accuracy_text + "\nNo part has finished shards yet: Tables 2-3 and the figures wait for them.\n"
     deletion = tables2_3(loaded)
     deletion_text = tables2_3_markdown(deletion)
     write_atomically(out / "tables2_3.csv", lambda t: deletion.to_csv(t, index=False, float_format="%.4f"))
@@ -290,20 +289,27 @@ def write(out: Path, parts: list[Path]) -> str:
     write_atomically(out / "timings.md", lambda t: t.write_text(times_text))
     figures.draw_paper_figures(out / "figures", [part["folder"] for part in loaded], FIGURE_MAPS, FIGURE_ROWS,
                                RANDOMISATION_MEASURES)
-    return "\n".join([table1.markdown(accuracy), deletion_text, times_text])
+    return "\n".join([accuracy_text, deletion_text, times_text])
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.paper", description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="the --out folder of a --config paper run (its parts are its subfolders)")
+    parser.add_argument("out", type=Path, help="the --out folder of the suite's run (its parts are its subfolders)")
+    # The suite names its parts and their order (Tables 2-3 take the first part that ran
+    # a model's deletion), which the folders alone do not say.
+    parser.add_argument("--config", default="paper", metavar="SUITE",
+                        help='the suite config run into OUT, one with after = "benchmarks.paper" (default: paper)')
     args = parser.parse_args(argv)
     try:
-        from benchmarks.config import load_config
+        from benchmarks.config import SuiteConfig, load_config
 
-        suite = load_config("paper")
+        suite = load_config(args.config)
+        if not isinstance(suite, SuiteConfig):
+            raise UserError(f"config {args.config!r} is not a suite (it has no parts): --config names the suite run into OUT")
         parts = [args.out / Path(part).stem for part in suite.parts]
         if not any((part / "summary.csv").is_file() for part in parts):
-            raise UserError(f"no finished part in {args.out}: run python -m benchmarks.run --config paper first")
+            raise UserError(f"no finished part in {args.out}: "
+                            f"run python -m benchmarks.run --config {args.config} --out {args.out} first")
         text = write(args.out, parts)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 import signed_saliency
-from signed_saliency import metrics
+from signed_saliency import methods, metrics
 from benchmarks.files import write_atomically
 
 
@@ -62,12 +62,15 @@ class Group:
     shards: tuple[Shard, ...]
 
 
-def _key_extras(metric: str, precision: str) -> dict[str, Any]:
+def _key_extras(metric: str, method: str, precision: str) -> dict[str, Any]:
     # Only what differs from the defaults is added, so the keys of shards written before
-    # metrics had revisions and runs had precisions stay valid: a fixed metric (revision
-    # 2, ...) and a perturbation metric run in bf16 name new keys.
-    spec = metrics.get(metric)
-    extras: dict[str, Any] = {"revision": spec.revision} if spec.revision > 1 else {}
+    # metrics and methods had revisions and runs had precisions stay valid: a fixed metric
+    # or method (revision 2, ...) and a perturbation metric run in bf16 name new keys.
+    spec, explained_by = metrics.get(metric), methods.get(method)
+    revision = spec.revision_for(explained_by)
+    extras: dict[str, Any] = {"revision": revision} if revision > 1 else {}
+    if explained_by.revision > 1:
+        extras["method_revision"] = explained_by.revision
     if precision != "float32" and spec.forward_only:
         extras["precision"] = precision
     return extras
@@ -102,7 +105,7 @@ def make_group(
             batch=batch,
             method=method,
             metric=metric,
-            key=stable_hash({**base, "method": method, "metric": metric, "settings": settings, **_key_extras(metric, precision)}),
+            key=stable_hash({**base, "method": method, "metric": metric, "settings": settings, **_key_extras(metric, method, precision)}),
         )
         for method in method_names
         for metric, settings in metric_settings.items()
@@ -135,9 +138,10 @@ def save_shard(directory: Path, shard: Shard, scores: pd.DataFrame, curves: pd.D
     write_atomically(directory / "shards" / shard.relative_path, write)
 
 
-def find_shard(directories: list[Path], shard: Shard) -> Path | None:
+def find_shard(directories: list[Path], relative_path: str) -> Path | None:
+    """The first of ``directories`` holding the shard's pickle (its ``relative_path``)."""
     for directory in directories:
-        path = directory / "shards" / shard.relative_path
+        path = directory / "shards" / relative_path
         if path.is_file():
             return path
     return None

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import pandas as pd
 
 from benchmarks import archive, statistics
 from benchmarks.files import write_atomically
-from benchmarks.plan import load_shard, metric_of
+from benchmarks.plan import find_shard, load_shard, metric_of
 from signed_saliency.errors import UserError
 
-KEYS = ["dataset", "model", "method", "metric", "variant"]
+# significance.csv tests every method against this one: the map the paper's maps refine
+REFERENCE = "saliency"
 
 
 def read_plan(directory: Path) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *,
     for relative in plan["shards"]:
         if only_metrics is not None and metric_of(relative) not in only_metrics:
             continue
-        path = next((d / "shards" / relative for d in directories if (d / "shards" / relative).is_file()), None)
+        path = find_shard(directories, relative)
         if path is not None:
             shard = load_shard(path)
             if curves:
@@ -109,7 +109,7 @@ def image_count(n: pd.Series) -> str:
 
 def in_scores_order(scores: pd.DataFrame) -> pd.DataFrame:
     """Score rows in scores.csv's order, which the paired tests also meet their groups in."""
-    return scores.sort_values(KEYS + ["image"], kind="stable") if len(scores) else scores
+    return scores.sort_values(statistics.GROUP + ["image"], kind="stable") if len(scores) else scores
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -119,18 +119,13 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 def markdown_table(summary: pd.DataFrame) -> str:
     """One table per (dataset, model, metric): methods down, variants across, mean [95% CI]."""
     parts = []
-    cell = summary.assign(
-        text=summary.apply(
-            lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if np.isfinite(r["mean"]) else "n/a",
-            axis=1,
-        )
-    )
+    cell = summary.assign(text=summary.apply(statistics.mean_and_interval, axis=1))
     for (dataset, model, metric), block in cell.groupby(["dataset", "model", "metric"], sort=False):
         table = block.pivot(index="method", columns="variant", values="text")
         table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["variant"])))
-        n = int(block["n"].max())
         nonfinite = int(block["n_nonfinite"].sum())
         note = f"; {nonfinite} non-finite values excluded" if nonfinite else ""
+        n = image_count(block["n"])
         parts.append(f"### {dataset} / {model} / {metric}\n\nmean [95% bootstrap CI], n = {n} images{note}\n")
         parts.append(table.rename_axis(columns=None).reset_index().to_markdown(index=False))
         parts.append("")
@@ -165,8 +160,13 @@ def build_report(directories: list[Path], out: Path, *, figures: bool = True) ->
               file=sys.stderr)
     if scores.empty:
         raise UserError("no finished shards to report on")
-    # Tables follow the plan: methods and metrics in the registry's order, each metric's
-    # variants in the order it reports them (rows arrive in plan order).
+    out.mkdir(parents=True, exist_ok=True)
+    if all(out.resolve() != directory.resolve() for directory in directories):
+        # the merged folder is a run's folder too: a later report, rerun or benchmarks.paper reads its plan
+        plan_text = (directories[0] / "plan.json").read_text()
+        write_atomically(out / "plan.json", lambda temporary: temporary.write_text(plan_text))
+    # Tables follow the plan: methods and metrics in the order the plan lists them, each
+    # metric's variants in the order it reports them (rows arrive in plan order).
     ordered = scores.assign(
         method=pd.Categorical(scores["method"], categories=list(plan["methods"]), ordered=True),
         metric=pd.Categorical(scores["metric"], categories=list(plan["metrics"]), ordered=True),
@@ -175,13 +175,18 @@ def build_report(directories: list[Path], out: Path, *, figures: bool = True) ->
     _write_csv(in_scores_order(scores), out / "scores.csv")
     archive.write(out, collected.rows)
     if not curves.empty:
-        _write_csv(curves.sort_values(KEYS + ["image", "x"], kind="stable"), out / "curves.csv")
+        _write_csv(curves.sort_values(statistics.GROUP + ["image", "x"], kind="stable"), out / "curves.csv")
+    else:  # every row came from the archive: a curves.csv left from before would not match scores.csv
+        (out / "curves.csv").unlink(missing_ok=True)
     seed = int(plan["config"]["seed"])
     summary = statistics.summarise(ordered.astype({"method": str, "metric": str, "variant": str}), seed=seed)
     _write_csv(summary, out / "summary.csv")
     write_atomically(out / "summary.md", lambda t: t.write_text(f"# Summary: {plan['config']['name']}\n\n" + markdown_table(summary)))
     write_atomically(out / "summary.tex", lambda t: t.write_text(statistics.latex_table(summary)))
-    significance = statistics.significance(scores, reference="saliency")
+    if REFERENCE not in set(scores["method"]):
+        print(f"warning: {REFERENCE!r} is not among the methods reported on, so significance.csv (every method "
+              f"against {REFERENCE}) is empty: add {REFERENCE} to --methods for the paired tests", file=sys.stderr)
+    significance = statistics.significance(scores, reference=REFERENCE)
     _write_csv(significance, out / "significance.csv")
     if figures:
         from benchmarks import figures as figure_module
@@ -224,6 +229,30 @@ def runs_still_held(runs: list[dict[str, Any]], shards_held: int) -> list[dict[s
     return kept[::-1]
 
 
+def run_record(stage_seconds: dict[str, float], wall_seconds: float, shards_computed: int) -> dict[str, Any]:
+    """One invocation's entry in the manifest's ``runs``."""
+    import torch
+
+    return {
+        "wall_seconds": round(wall_seconds, 1),
+        "shards_computed": shards_computed,
+        "torch_threads": torch.get_num_threads(),
+        "stage_seconds": {stage: round(seconds, 2) for stage, seconds in sorted(stage_seconds.items())},
+    }
+
+
+def _unreported_path(out: Path, run_id: str) -> Path:
+    return out / f"run-unreported-{run_id}.json"
+
+
+def record_unreported_run(out: Path, run_id: str, record: dict[str, Any]) -> None:
+    """Keep a running invocation's record so far beside its shards: one killed before its
+    report (or a slice, which leaves the report to a later run) still counts in the
+    manifest that the next report writes. ``run_id`` starts with the start time, so the
+    records sort in the order the runs began."""
+    write_atomically(_unreported_path(out, run_id), lambda temporary: temporary.write_text(json.dumps(record)))
+
+
 def write_manifest(
     out: Path,
     config,
@@ -234,20 +263,21 @@ def write_manifest(
     plugins: list[str],
     shards_computed: int,
     shards_held: int,
+    run_id: Optional[str] = None,
 ) -> None:
     """Provenance of the run; ``runs`` keeps one entry per invocation that computed shards
     still among the ``shards_held`` finished ones, so a run resumed over several sessions
-    adds up to its whole cost, and one whose shards were lost and recomputed is not counted twice."""
+    adds up to its whole cost, and one whose shards were lost and recomputed is not counted
+    twice. Invocations that never reported (killed, or slices) are added from their
+    :func:`record_unreported_run` records, marked ``"reported": false``."""
     import torch
 
     previous = out / "manifest.json"
     runs = json.loads(previous.read_text()).get("runs", []) if previous.is_file() else []
-    this_run = {
-        "wall_seconds": round(wall_seconds, 1),
-        "shards_computed": shards_computed,
-        "torch_threads": torch.get_num_threads(),
-        "stage_seconds": {stage: round(seconds, 2) for stage, seconds in sorted(stage_seconds.items())},
-    }
+    own = _unreported_path(out, run_id) if run_id is not None else None
+    unreported = sorted(path for path in out.glob(_unreported_path(out, "*").name) if path != own)
+    runs += [{**json.loads(path.read_text()), "reported": False} for path in unreported]
+    this_run = run_record(stage_seconds, wall_seconds, shards_computed)
     if shards_computed:
         runs.append(this_run)
     runs = runs_still_held(runs, shards_held)
@@ -265,6 +295,8 @@ def write_manifest(
         "runs": runs,
     }
     write_atomically(out / "manifest.json", lambda t: t.write_text(json.dumps(manifest, indent=2)))
+    for path in unreported + ([own] if own is not None else []):
+        path.unlink(missing_ok=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -6,10 +6,10 @@ plus signed-shapes and its shipped CNN) and writes ``results/quick/``.
     python -m benchmarks.run --list                      # what is registered
     python -m benchmarks.run --config paper              # the paper suite
     python -m benchmarks.run --plugin my_methods         # compare your own method
-    python -m benchmarks.run --shard 0/4 --out runs/a    # one slice; merge with benchmarks.report
+    python -m benchmarks.run --shard 0/4                 # one slice; rerun unsliced to report
 
 A run is split into shards written atomically as they finish: a rerun with the same config
-skips finished shards, so a kill loses at most the shard in flight. The report archives
+skips finished shards, so a kill loses at most the metric call in flight. The report archives
 every finished shard's rows in <out>/archive/ (see benchmarks.archive): commit it, and a
 rerun on another machine skips those shards too.
 """
@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
+import uuid
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -35,7 +38,7 @@ from benchmarks import archive, report
 from benchmarks.config import DatasetRun, RunConfig, SuiteConfig, apply_overrides, load_config
 from benchmarks.files import write_atomically
 from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root, portable
-from benchmarks.plan import Group, find_shard, make_group, parse_shard_spec, save_shard, select_groups, stable_hash
+from benchmarks.plan import Group, Shard, find_shard, make_group, parse_shard_spec, save_shard, select_groups, stable_hash
 from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.datasets.core import GroundTruth, ImageSet
 from signed_saliency.engine import predict, score_batch
@@ -119,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-images", type=int, help="images per dataset")
     parser.add_argument("--batch-size", type=int, help="images per batch (and per shard)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--data-root", help="folder holding cifar10-jpg/ and imagenette2-224/ (default: $SIGNED_SALIENCY_DATA)")
+    parser.add_argument("--data-root", help="folder holding cifar10-jpg/ and imagenette2-224/ (default: $SIGNED_SALIENCY_DATA, "
+                        "else ../shared/data beside the repository, else ~/.cache/signed-saliency/data)")
     parser.add_argument("--download", action="store_true", help="let torchvision download missing datasets (needs internet)")
     parser.add_argument("--out", help="output folder (default: results/<config name>)")
     parser.add_argument("--seed", type=int, help="seed for image choice and every metric's randomness")
@@ -179,13 +183,15 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but torch sees no CUDA GPU here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA GPU(s) here, numbered from 0")
     return device
 
 
 def prepare_output(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        probe = path / f".write-test-{os.getpid()}"  # per process: slices of a run may share the folder
         probe.write_text("")
         probe.unlink()
     except OSError as error:
@@ -195,8 +201,10 @@ def prepare_output(path: Path) -> Path:
 
 def choose_images(images: ImageSet, n_images: Optional[int], seed: int) -> ImageSet:
     """A seeded choice of ``n_images`` from the split, in the seeded shuffle's order. Not
-    sorted back into the split's order: splits are stored class by class, and batches run
-    in order, so a run stopped early would cover only the first classes."""
+    sorted back into the split's order: splits are stored class by class, so a run stopped
+    early would cover only the first classes. (A whole split keeps its stored order, and
+    with it the keys of the shards already archived; :func:`execution_order` runs its
+    batches in a seeded order instead.)"""
     if n_images is None or n_images >= len(images):
         return images
     generator = torch.Generator().manual_seed(seed)
@@ -230,7 +238,7 @@ def load_model(
             dataset_run.name, model_name, config=train_config,
             image_size=image_size, device=str(device), dest=path, progress=not quiet,
         )
-    model, manifest = load_checkpoint(path, expect={"dataset": dataset_run.name, "model": model_name})
+    model, manifest = load_checkpoint(path, expect={"dataset": dataset_run.name, "model": model_name, "image_size": image_size})
     if manifest.get("num_classes", num_classes) != num_classes:
         raise UserError(f"checkpoint {path} has {manifest['num_classes']} classes, dataset has {num_classes}")
     model = model.to(device).eval()
@@ -272,8 +280,7 @@ def prepare(config: RunConfig, device: torch.device, timer: StageTimer, quiet: b
 def build_plan(config: RunConfig, prepared: list[PreparedDataset]) -> list[Group]:
     method_names = config.method_names()
     metric_settings = {name: dict(config.settings.get(name, {})) for name in config.metric_names()}
-    for name, settings in metric_settings.items():
-        metrics.get(name).check_settings(settings)
+    for name, settings in metric_settings.items():  # checked by RunConfig.validate
         # The key holds the resolved settings, so a changed default also makes shards stale.
         metric_settings[name] = {**metrics.get(name).defaults(), **settings}
     groups = []
@@ -317,14 +324,15 @@ def execute(
     quiet: bool,
     deadline: Optional[float] = None,
     archived: frozenset[str] = frozenset(),
+    after_metric: Callable[[int], None] = lambda computed: None,
 ) -> int:
     """Compute every shard neither on disk nor ``archived``, batch by batch; return how many
-    were computed. Past ``deadline`` (a ``time.perf_counter()`` value) no new metric starts:
+    were computed, as ``after_metric`` also hears after each metric call. Past ``deadline`` (a ``time.perf_counter()`` value) no new metric starts:
     a metric's methods finish together, so its tables compare them on the same images,
     and at 224 px one batch under every metric is an hour on 2 cores, too coarse a step."""
     by_dataset = {item.run.name: item for item in prepared}
     pending_by_group = [
-        (group, [s for s in group.shards if s.relative_path not in archived and find_shard([out], s) is None])
+        (group, [shard for shard in group.shards if not is_held(shard, out, archived)])
         for group in groups
     ]
     total = sum(len(pending) for _, pending in pending_by_group)
@@ -384,6 +392,7 @@ def execute(
                         save_shard(out, shard, scores, curves)
                     computed += 1
                     progress.update()
+                after_metric(computed)
         if stopped:
             break
     progress.close()
@@ -502,6 +511,13 @@ def run_suite(
     runs only some parts; ``after`` still covers them all, each from what its folder
     holds. (A part run on a machine that lacks its other models' shards and archive would
     report on this model alone: that is what ``--parts`` avoids.)"""
+    plan_flags = {"--methods": args.methods, "--metrics": args.metrics, "--n-images": args.n_images,
+                  "--seed": args.seed, "--batch-size": args.batch_size}
+    changed = [flag for flag, value in plan_flags.items() if value is not None]
+    if changed:
+        # they would redefine every part's plan, and its report would overwrite the suite's tables
+        raise UserError(f"{', '.join(changed)} would change what suite {suite.name!r} plans; run one part's "
+                        f"config with them instead (e.g. --config {Path(suite.parts[0]).stem} ... --out DIR)")
     parts = [with_overrides(load_config(part), args, select=False) for part in suite.parts]
     unknown = sorted(set(args.parts or ()) - {config.name for config in parts})
     if unknown:
@@ -553,18 +569,23 @@ def run_config(
     prepared = prepare(config, device, timer, args.quiet)
     groups = build_plan(config, prepared)
     write_plan(out, config, groups, prepared)
-    # batch 0 of every (dataset, model) first, then batch 1, ...: a run stopped early has
-    # covered every model on the same number of images
-    picked = sorted((group for group in select_groups(groups, shard_index, shard_count) if compute(group)),
-                    key=lambda group: group.batch)
     archived = frozenset(archive.shards_held(out))
-    computed = execute(picked, prepared, config, out, device, timer, args.quiet, deadline, archived)
+    begun = frozenset((group.dataset, group.batch) for group in groups if any(is_held(s, out, archived) for s in group.shards))
+    picked = execution_order([group for group in select_groups(groups, shard_index, shard_count) if compute(group)],
+                             config.seed, begun)
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"  # unique within the second too
+
+    def record_progress(computed: int) -> None:
+        record = report.run_record(timer.seconds, time.perf_counter() - started, computed)
+        report.record_unreported_run(out, run_id, record)
+
+    computed = execute(picked, prepared, config, out, device, timer, args.quiet, deadline, archived, record_progress)
     if shard_count > 1:
         if not args.quiet:
-            print(f"shard {shard_index}/{shard_count} done in {out}; merge with: python -m benchmarks.report DIR ...")
+            print(f"slice {shard_index}/{shard_count} done in {out}; once every slice is done, rerun without --shard "
+                  "on the same folder to report, or merge separate folders with: python -m benchmarks.report DIR ...")
         return
-    held = sum(shard.relative_path in archived or find_shard([out], shard) is not None
-               for group in groups for shard in group.shards)
+    held = sum(is_held(shard, out, archived) for group in groups for shard in group.shards)
     if not held:
         print(f"note: {config.name}: nothing computed yet, so no report", file=sys.stderr)
         return
@@ -573,10 +594,31 @@ def run_config(
     with timer("report"):
         summary = report.build_report([out], out)
     report.write_manifest(out, config, prepared_checkpoints(prepared), device, timer.seconds,
-                          time.perf_counter() - started, plugins=args.plugin, shards_computed=computed, shards_held=held)
+                          time.perf_counter() - started, plugins=args.plugin, shards_computed=computed, shards_held=held,
+                          run_id=run_id)
     if show_summary:
         print(summary)
         print(f"\nresults in {out}")
+
+
+def is_held(shard: Shard, out: Path, archived: frozenset[str]) -> bool:
+    """Whether the shard is finished: archived, or its pickle is in ``out``."""
+    return shard.relative_path in archived or find_shard([out], shard.relative_path) is not None
+
+
+def execution_order(groups: list[Group], seed: int, started: frozenset[tuple[str, int]] = frozenset()) -> list[Group]:
+    """The groups one batch position at a time, every (dataset, model) at each, so a run
+    stopped early has covered every model of a dataset on the same images. The batches of
+    a dataset run in a seeded order rather than 0, 1, 2, ...: a whole split is stored
+    class by class, so in order a stopped run would have covered its first classes alone.
+    Batches ``started`` ((dataset, batch) with a finished shard) come first: finishing
+    them costs least and keeps the tables over whole batches (new methods, fixed metrics)."""
+    rank: dict[tuple[str, int], int] = {}
+    for dataset in dict.fromkeys(group.dataset for group in groups):
+        batches = sorted({group.batch for group in groups if group.dataset == dataset})
+        order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed)).tolist()
+        rank.update({(dataset, batches[index]): position for position, index in enumerate(order)})
+    return sorted(groups, key=lambda group: ((group.dataset, group.batch) not in started, rank[group.dataset, group.batch]))
 
 
 def prepared_checkpoints(prepared: list[PreparedDataset]) -> dict[str, dict[str, str]]:

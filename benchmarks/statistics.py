@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -57,8 +55,28 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     return adjusted
 
 
+def wilcoxon_method(difference: np.ndarray) -> str | stats.PermutationMethod:
+    """How the Wilcoxon test of ``difference`` computes its p-value. Written out, not left to
+    scipy's ``method="auto"``, whose choice has changed between releases (1.15 made it run
+    permutation tests): the exact null distribution for up to 50 pairs with no zeros and no
+    ties (where it is exact); an exhaustive permutation test for up to 13 pairs with either
+    (at most 2**13 sign flips; exact given the ties); else the normal approximation with
+    the variance corrected for ties. This is what scipy 1.17's "auto" does, so its p-values
+    are unchanged; our tables (hundreds to thousands of images, with ties) all take the
+    normal approximation."""
+    nonzero = difference[difference != 0]
+    has_zeros = len(nonzero) < len(difference)
+    has_ties = len(np.unique(np.abs(nonzero))) < len(nonzero)
+    if len(difference) <= 50 and not (has_zeros or has_ties):
+        return "exact"
+    if len(difference) <= 13:
+        return stats.PermutationMethod(n_resamples=np.inf)
+    return "asymptotic"
+
+
 def paired_test(method_values: np.ndarray, reference_values: np.ndarray) -> dict[str, float]:
-    """Wilcoxon signed-rank test of paired differences, with the matched-pairs
+    """Wilcoxon signed-rank test of paired differences (zero differences discarded, no
+    continuity correction; p-value as :func:`wilcoxon_method` says), with the matched-pairs
     rank-biserial correlation as effect size (+1: the method is higher on every image)."""
     difference = method_values - reference_values
     nonzero = difference[difference != 0]
@@ -66,9 +84,10 @@ def paired_test(method_values: np.ndarray, reference_values: np.ndarray) -> dict
         return {"statistic": 0.0, "p_value": 1.0, "effect_size": 0.0, "median_difference": 0.0}
     ranks = stats.rankdata(np.abs(nonzero))
     positive, negative = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns about small samples; the p-value is still exact
-        result = stats.wilcoxon(method_values, reference_values, zero_method="wilcox")
+    # the differences themselves, not the two samples, so that the zeros and ties scipy
+    # sees are the ones wilcoxon_method counted
+    result = stats.wilcoxon(difference, zero_method="wilcox", correction=False, alternative="two-sided",
+                            method=wilcoxon_method(difference))
     return {
         "statistic": float(result.statistic),
         "p_value": float(result.pvalue),
@@ -88,6 +107,8 @@ def paired_comparisons(scores: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd
     """Each (method, reference) pair on the images both scored, per (dataset, model, metric,
     variant); Holm-corrected across the pairs of each such family."""
     columns = GROUP + ["reference", "n", "statistic", "p_value", "p_holm", "effect_size", "median_difference"]
+    if scores.empty:  # no rows, and so perhaps no columns to group by either
+        return pd.DataFrame(columns=columns)
     wanted = {name for pair in pairs for name in pair}
     rows = []
     for key, block in scores[scores["method"].isin(wanted)].groupby(["dataset", "model", "metric", "variant"], sort=False):
@@ -109,9 +130,13 @@ def paired_comparisons(scores: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd
     return pd.DataFrame(rows, columns=columns)
 
 
+def mean_and_interval(row: pd.Series) -> str:
+    """A summary row as a table cell: "mean [95% CI]", or "n/a" where no value was finite."""
+    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if np.isfinite(row["mean"]) else "n/a"
+
+
 def latex_table(summary: pd.DataFrame) -> str:
-    """summary as a LaTeX longtable: mean with its CI, one row per method and variant."""
-    table = summary.assign(
-        value=summary.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1)
-    )[GROUP + ["value", "n"]]
+    """summary as a LaTeX longtable: mean with its CI (as summary.md writes it), n and the
+    count of non-finite values left out, one row per method and variant."""
+    table = summary.assign(value=summary.apply(mean_and_interval, axis=1))[GROUP + ["value", "n", "n_nonfinite"]]
     return table.to_latex(index=False, longtable=True, escape=True)

@@ -17,6 +17,7 @@ from typing import Optional
 
 import pandas as pd
 
+from benchmarks.files import write_atomically
 from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS
 from signed_saliency.models.imagenet import PRETRAINED_WEIGHTS, cached_weights_path
 
@@ -127,15 +128,19 @@ def markdown(frame: pd.DataFrame) -> str:
     return "# Table 1: test accuracy\n\n" + "\n".join(lines) + "\n" + note
 
 
+def write(out: Path, frame: pd.DataFrame) -> str:
+    """``frame`` (:func:`table`) as ``out``/table1.csv and table1.md; return the markdown."""
+    text = markdown(frame)
+    write_atomically(out / "table1.csv", lambda temporary: frame.to_csv(temporary, index=False))
+    write_atomically(out / "table1.md", lambda temporary: temporary.write_text(text))
+    return text
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.table1", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "paper")
     args = parser.parse_args(argv)
-    frame = table()
-    args.out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out / "table1.csv", index=False)
-    (args.out / "table1.md").write_text(markdown(frame))
-    print(markdown(frame))
+    print(write(args.out, table()))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ final epoch on the test split; a pretrained model trains its final linear layer 
 ImageNet weights found in torch's hub cache (never downloaded); float32, as the paper
 trained (``--bf16`` is faster on CPU but learns another model). A resume checkpoint is
 written (atomically) after every epoch in the run folder; at the end the weights go out in
-fp16 with a JSON manifest. Only a run of the paper's protocol on the whole training set
-replaces the shipped weights; any other run (another seed, fewer epochs, a subset, bf16)
-writes into its run folder.
+fp16 with a JSON manifest. Only a run of the paper's protocol on the whole training set at
+the dataset's image size replaces the shipped weights; any other run (another seed, fewer
+epochs, a subset, bf16, another --image-size) writes into its run folder.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from benchmarks.paths import SHIPPED_CHECKPOINTS, cache_dir
 from signed_saliency import datasets, models
 from signed_saliency.errors import UserError
 from signed_saliency.models.checkpoints import checkpoint_paths, half_state_dict, sha256_file, versions
-from signed_saliency.training import TrainConfig, Trainer, build_model, evaluate, permuted_labels
+from signed_saliency.training import TrainConfig, Trainer, accuracy, build_model, permuted_labels
 
 RESUME_FILE = "resume.pt"
 def train_model(
@@ -61,9 +61,10 @@ def train_model(
     ``config`` defaults to the paper's protocol (:class:`TrainConfig`).
     ``out`` holds the resume checkpoint (default: a folder under the cache named after the
     run's settings); ``dest`` defaults to the shipped checkpoints for a run of the paper's
-    protocol on the whole training set, and to ``out`` for any other run (a seed, a subset,
-    permuted labels), which must not replace those. ``pretrained`` starts from the ImageNet
-    weights and trains the head alone (:func:`signed_saliency.training.build_model`).
+    protocol on the whole training set at the dataset's image size, and to ``out`` for any
+    other run (a seed, a subset, permuted labels, another image size), which must not
+    replace those. ``pretrained`` starts from the ImageNet weights and trains the head
+    alone (:func:`signed_saliency.training.build_model`).
     ``track_test_accuracy`` scores the test split after every epoch, in the training's
     precision, as the paper's code did: the manifest's ``test_accuracy_by_epoch`` shows how
     far the final epoch's accuracy, which Table 1 reports, moves from one epoch to the next.
@@ -93,7 +94,10 @@ def train_model(
     stem = f"{dataset}-{model}" + ("-pretrained" if pretrained else "") + ("-permuted" if permute_labels else "")
     run_name = f"{stem}-{hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:10]}"
     out = Path(out) if out is not None else cache_dir() / "train" / run_name
-    shipped = limit is None and not permute_labels and is_paper_protocol(config)
+    # the shipped weights are the paper's: its protocol, every training image, its image size
+    shipped = (
+        limit is None and not permute_labels and image_size == spec.default_image_size and is_paper_protocol(config)
+    )
     default_dest = SHIPPED_CHECKPOINTS if shipped else out
     dest = Path(dest) if dest is not None else default_dest / f"{stem}.pt"
 
@@ -125,7 +129,7 @@ def train_model(
         seconds += epoch_seconds
         scored = ""
         if track_test_accuracy:
-            accuracy_by_epoch[str(trainer.epoch)] = evaluate(trainer.model, test, device=device, bf16=config.bf16)
+            accuracy_by_epoch[str(trainer.epoch)] = accuracy(trainer.model, test, device=device, bf16=config.bf16)
             scored = f" test accuracy {accuracy_by_epoch[str(trainer.epoch)]:.4f}"
         state = {**trainer.state_dict(), "train_seconds": seconds, "test_accuracy_by_epoch": accuracy_by_epoch}
         write_atomically(resume, lambda temporary: torch.save(state, temporary))
@@ -135,7 +139,7 @@ def train_model(
     # measure the accuracy of the weights as shipped: rounded to fp16, loaded back as float32
     rounded = half_state_dict(trainer.model)
     trainer.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in rounded.items()})
-    accuracy = evaluate(trainer.model, test, device=device)
+    test_accuracy = accuracy(trainer.model, test, device=device)
     manifest = {
         "dataset": dataset,
         "model": model,
@@ -157,7 +161,7 @@ def train_model(
         "final_train_loss": None if loss != loss else round(loss, 6),
         "test_split": spec.evaluation_split,
         "test_images": len(test),
-        "test_accuracy": accuracy,
+        "test_accuracy": test_accuracy,
         **({"test_accuracy_by_epoch": accuracy_by_epoch} if accuracy_by_epoch else {}),
         "weights_dtype": "float16",
         "device": device,

@@ -21,8 +21,10 @@ from torch import Tensor, nn
 from signed_saliency import methods as method_registry
 from signed_saliency import metrics as metric_registry
 from signed_saliency.datasets.core import GroundTruth
-from signed_saliency.methods.core import Method, evaluation_mode
+from signed_saliency.errors import UserError
+from signed_saliency.methods.core import Method, predict
 from signed_saliency.metrics.core import Metric, MetricOutput, Progress
+from signed_saliency.metrics.perturbation import model_device
 
 SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value"]
 CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
@@ -98,11 +100,16 @@ def _rows(
     return scores, curves
 
 
-def predict(model: nn.Module, x: Tensor) -> Tensor:
-    """Argmax class of each image, in eval mode, without building a graph (no_grad, not
-    inference_mode: the classes index tensors that later take part in autograd)."""
-    with evaluation_mode(model), torch.no_grad():
-        return model(x).argmax(dim=1)
+def _chosen(entries: Optional[Iterable], registry, kind: str) -> list:
+    """The entries named (or given) in ``entries``; every registered one for None. An empty
+    list is an error rather than "everything": it is more likely a filter that matched nothing."""
+    if entries is None:
+        entries = registry.names()
+    else:
+        entries = list(entries)
+        if not entries:
+            raise UserError(f"no {kind}s to evaluate: name some, or pass None for every registered {kind}")
+    return [registry.get(entry) if isinstance(entry, str) else entry for entry in entries]
 
 
 def evaluate(
@@ -121,16 +128,17 @@ def evaluate(
     """Tidy scores of ``methods`` x ``metrics`` on ``images`` ((N,C,H,W) floats in [0,1]).
 
     ``targets`` default to the model's predicted classes; ``methods``/``metrics`` default
-    to everything registered; ``settings`` maps a metric name to its keyword settings.
+    (when None) to everything registered, and an empty list of either is an error;
+    ``settings`` maps a metric name to its keyword settings.
     Batch ``b`` draws its randomness from ``seed + b``, so results do not depend on how
     work is split elsewhere as long as the batches are the same.
     """
-    chosen_methods = [method_registry.get(m) if isinstance(m, str) else m for m in (methods or method_registry.names())]
-    chosen_metrics = [metric_registry.get(m) if isinstance(m, str) else m for m in (metrics or metric_registry.names())]
+    chosen_methods = _chosen(methods, method_registry, "method")
+    chosen_metrics = _chosen(metrics, metric_registry, "metric")
     settings = settings or {}
     for metric in chosen_metrics:
         metric.check_settings(dict(settings.get(metric.name, {})))
-    device = next(model.parameters()).device
+    device = model_device(model, images.device)
     score_frames, curve_frames = [], []
     for batch_index, start in enumerate(range(0, len(images), batch_size)):
         x = images[start : start + batch_size].to(device)

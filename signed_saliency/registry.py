@@ -8,11 +8,20 @@ keeping a list of its own.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterator, Optional, TypeVar
 
 from signed_saliency.errors import UserError
 
 T = TypeVar("T")
+
+
+def describe(fn: Callable, description: Optional[str] = None) -> str:
+    """An entry's one-line description: ``description`` when given, else the first line of
+    ``fn``'s docstring (empty without one), so a decorated function documents itself."""
+    if description:
+        return description
+    doc = (fn.__doc__ or "").strip().splitlines()
+    return doc[0] if doc else ""
 
 
 class UnknownNameError(UserError, KeyError):

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from signed_saliency import models
 from signed_saliency.datasets.core import ImageSet
+from signed_saliency.methods.core import evaluation_mode
 
 
 @dataclass(frozen=True)
@@ -121,20 +122,23 @@ class Trainer:
 
 
 def to_floats(images: Tensor, device: torch.device, memory_format=torch.contiguous_format) -> Tensor:
-    """uint8 (N,C,H,W) -> float32 in [0,1] on ``device``."""
+    """uint8 (N,C,H,W) -> float32 in [0,1] on ``device``. The same values as
+    :meth:`ImageSet.floats`, but the uint8 images cross to the device before the conversion
+    (a quarter of the bytes, every batch of every epoch) and come out in ``memory_format``."""
     return images.to(device, non_blocking=True).float().div_(255.0).contiguous(memory_format=memory_format)
 
 
 @torch.inference_mode()
-def evaluate(
+def accuracy(
     model: nn.Module, images: ImageSet, batch_size: int = 256, device: str | torch.device = "cpu", bf16: bool = False
 ) -> float:
-    """Top-1 accuracy of ``model`` on ``images``."""
+    """Top-1 accuracy of ``model`` on ``images``, in eval mode; every module's train/eval
+    flag is restored afterwards, so a training run can score itself between epochs."""
     device = torch.device(device)
-    model.eval()
     correct = 0
-    for batch in torch.arange(len(images)).split(batch_size):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(to_floats(images.images[batch], device))
-        correct += int((logits.argmax(dim=1).cpu() == images.labels[batch]).sum())
+    with evaluation_mode(model):
+        for batch in torch.arange(len(images)).split(batch_size):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(to_floats(images.images[batch], device))
+            correct += int((logits.argmax(dim=1).cpu() == images.labels[batch]).sum())
     return correct / len(images)

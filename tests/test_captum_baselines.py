@@ -7,7 +7,7 @@ from captum.attr import NoiseTunnel, Saliency
 from torch import nn
 
 from signed_saliency import methods, models
-from signed_saliency.methods.captum_baselines import last_conv
+from signed_saliency.methods.captum_baselines import last_feature_map
 from signed_saliency.methods.core import largest_magnitude, max_magnitude
 
 BASELINES = ("integrated-gradients", "smoothgrad", "guided-backprop", "input-x-gradient", "grad-cam")
@@ -62,18 +62,35 @@ def test_input_x_gradient_is_captums(tiny_cnn, batch, target):
     torch.testing.assert_close(ours, largest_magnitude(theirs))
 
 
-def test_grad_cam_is_captums_on_the_last_conv_upsampled(tiny_cnn, batch, target):
-    assert last_conv(tiny_cnn) is tiny_cnn[2]
+def test_grad_cam_is_captums_on_the_pooled_feature_map_and_there_is_cam(tiny_cnn, batch, target):
+    assert last_feature_map(tiny_cnn, batch) is tiny_cnn[3]  # the last ReLU, not the conv before it
     ours = methods.get("grad-cam")(tiny_cnn, batch, target)
-    cam = LayerGradCam(tiny_cnn, tiny_cnn[2]).attribute(batch, target=target, relu_attributions=True)
+    cam = LayerGradCam(tiny_cnn, tiny_cnn[3]).attribute(batch, target=target, relu_attributions=True)
     theirs = LayerAttribution.interpolate(cam, (16, 16), interpolate_mode="bilinear")[:, 0]
     torch.testing.assert_close(ours, theirs)
     assert (ours >= 0).all() and ours.shape == (4, 16, 16)
+    # before global average pooling and a linear head, Grad-CAM is CAM (Zhou et al. 2016):
+    # the head's weights on the feature maps, over the cells they are averaged over
+    with torch.no_grad():
+        features = tiny_cnn[:4](batch)
+        weights = tiny_cnn[6].weight[target][:, :, None, None]
+        class_activation = (weights * features).sum(dim=1, keepdim=True).relu() / features[0, 0].numel()
+    expected = LayerAttribution.interpolate(class_activation, (16, 16), interpolate_mode="bilinear")[:, 0]
+    torch.testing.assert_close(ours, expected)
 
 
-def test_last_conv_needs_a_conv():
-    with pytest.raises(ValueError, match="Conv2d"):
-        last_conv(nn.Sequential(nn.Flatten(), nn.Linear(3, 2)))
+def test_grad_cam_on_resnet18_weighs_the_blocks_output_with_more_than_one_cell():
+    torch.manual_seed(0)
+    model = models.get("resnet18").build(num_classes=10).eval()
+    assert last_feature_map(model, torch.rand(1, 3, 64, 64)) is model.backbone.layer4  # 2x2, after the residual sum
+    assert last_feature_map(model, torch.rand(1, 3, 32, 32)) is model.backbone.layer3  # layer4 is one cell at 32 px
+    maps = methods.get("grad-cam")(model, torch.rand(2, 3, 32, 32), torch.tensor([0, 1]))
+    assert maps.shape == (2, 32, 32) and (maps.flatten(1).std(dim=1) > 0).any()  # not a constant map
+
+
+def test_grad_cam_needs_a_feature_map():
+    with pytest.raises(ValueError, match="feature map of more than one cell"):
+        last_feature_map(nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2)), torch.rand(1, 3, 4, 4))
 
 
 def test_baselines_declare_honest_directions():

@@ -27,15 +27,42 @@ def test_missing_root_names_where_and_how(tmp_path, name, split):
     assert str(tmp_path / "nowhere") in message and "SIGNED_SALIENCY_DATA" in message and "--download" in message
 
 
-def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
-    from torchvision.datasets import CIFAR10
+@pytest.mark.parametrize("name, split, fetch, label", [
+    ("cifar10", "test", "CIFAR10.download", "CIFAR-10"), ("imagenette", "val", "Imagenette._download", "Imagenette"),
+])  # fmt: skip
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch, name, split, fetch, label):
+    import torchvision.datasets
 
     def offline(*args, **kwargs):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(CIFAR10, "download", offline)
-    with pytest.raises(DatasetNotFoundError, match="could not download CIFAR-10"):
+    monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
+    owner, method = fetch.split(".")
+    monkeypatch.setattr(getattr(torchvision.datasets, owner), method, offline)
+    with pytest.raises(DatasetNotFoundError, match=f"could not download {label}"):
+        data.load_images(name, split, root=tmp_path, download=True)
+
+
+def test_only_the_benchmarks_download(tmp_path, monkeypatch):
+    """The library's loaders only read: they have no download option and never call
+    torchvision's download; ``benchmarks.data`` does, and only for what is missing."""
+    import torchvision.datasets
+
+    fetched = []
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", lambda self: fetched.append(self.train))
+    monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(TypeError, match="download"):
         datasets.get("cifar10").load("test", root=tmp_path, download=True)
+    with pytest.raises(DatasetNotFoundError):
+        datasets.get("cifar10").load("test", root=tmp_path)
+    data.download_split("cifar10", "sample", tmp_path)  # shipped
+    (tmp_path / cifar10.JPEG_FOLDER / "train").mkdir(parents=True)
+    data.download_split("cifar10", "train", tmp_path)  # read from the JPEG copy
+    data.download_split("signed-shapes", "train", tmp_path)  # generated
+    assert fetched == []
+    with pytest.raises(RuntimeError):  # the stand-in download fetched nothing to read
+        data.load_images("cifar10", "test", root=tmp_path, download=True)
+    assert fetched == [False]
 
 
 def test_cifar10_folder(data_root):
@@ -79,6 +106,12 @@ def test_cache_reuses_decoded_images(tmp_path, monkeypatch):
     first = data.load_images("cifar10", "sample")
     files = list((tmp_path / "images").iterdir())
     assert len(files) == 1
+
+    def decode_again(*args, **kwargs):
+        raise AssertionError("decoded again: the cache was not read")
+
+    # the second load must come from the cache file, not from the dataset's loader
+    monkeypatch.setattr(type(datasets.get("cifar10")), "load", decode_again)
     again = data.load_images("cifar10", "sample")
     assert list((tmp_path / "images").iterdir()) == files
     assert torch.equal(first.images, again.images) and torch.equal(first.indices, again.indices)

@@ -1,8 +1,10 @@
 """The notebook entry point: evaluate() returns tidy rows and writes nothing."""
 
+import pytest
 import torch
 
 from signed_saliency import evaluate
+from signed_saliency.errors import UserError
 
 
 def test_evaluate_returns_tidy_rows(tiny_cnn, tmp_path, monkeypatch):
@@ -30,3 +32,11 @@ def test_evaluate_uses_given_targets_and_is_deterministic(tiny_cnn):
     again = evaluate(tiny_cnn, images, targets, methods=["random"], metrics=["deletion"], settings={"deletion": {"steps": 4}})
     assert first["target"].drop_duplicates().tolist() == [1, 2, 3, 4]
     assert first.equals(again)
+
+
+@pytest.mark.parametrize("empty", ["methods", "metrics"])
+def test_an_empty_list_of_methods_or_metrics_is_an_error_not_everything(tiny_cnn, empty):
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    chosen = {"methods": ["saliency"], "metrics": ["sparseness"], empty: []}
+    with pytest.raises(UserError, match=f"no {empty} to evaluate"):
+        evaluate(tiny_cnn, images, **chosen)

@@ -104,18 +104,37 @@ def test_deletion_removes_exactly_round_p_hw_pixels_in_map_order():
     out = metrics.get("deletion")(model, x, target, maps, _method("signed"), steps=steps)
     seen = model.images(n)[1:]  # black steps then white steps, after the unperturbed pass
     assert seen.shape[0] == 2 * steps
-    order = maps.flatten(1).argsort(dim=1, descending=True)  # signed: most positive first
+    # a signed map claims its positive pixels raise the score when brightened: darkening
+    # (black) deletes the most positive first, brightening (white) the most negative
+    orders = [maps.flatten(1).argsort(dim=1, descending=True), maps.flatten(1).argsort(dim=1)]
     for k in range(1, steps + 1):
         count = round(k / steps * 36)
         for baseline, value in ((0, 0.0), (1, 1.0)):
             image = seen[baseline * steps + k - 1]
             deleted = (image == value).all(dim=1).flatten(1)
             assert (deleted.sum(dim=1) == count).all()
-            assert torch.equal(deleted.gather(1, order[:, :count]), torch.ones(n, count, dtype=torch.bool))
+            assert torch.equal(deleted.gather(1, orders[baseline][:, :count]), torch.ones(n, count, dtype=torch.bool))
     scores = ("probability", "logit", "margin", "allegiance")
     assert set(out.values) == {f"{b}/{s}" for b in ("black", "white") for s in scores}
     curve = out.curves["black/logit"]
     assert curve.y.shape == (n, steps + 1) and torch.allclose(curve.x, torch.linspace(0, 1, steps + 1))
+
+
+def test_a_signed_map_deletes_towards_a_mean_by_magnitude_and_others_by_value():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 6, 6) * 0.8 + 0.1
+    maps = torch.randn(2, 6, 6)
+    target = torch.zeros(2, dtype=torch.long)
+    deletion = metrics.get("deletion")
+
+    def seen(direction, map_, baseline):
+        model = Recorder()
+        deletion(model, x, target, map_, _method(direction), steps=3, baselines=(baseline,), mean=(0.5, 0.5, 0.5))
+        return model.images(2)
+
+    assert torch.equal(seen("signed", maps, "mean"), seen("magnitude", maps.abs(), "mean"))
+    assert torch.equal(seen("signed", maps, "white"), seen("decrease", -maps, "white"))
+    assert torch.equal(seen("magnitude", maps.abs(), "white"), seen("decrease", maps.abs(), "white"))
 
 
 def test_deletion_breaks_ties_at_random_but_by_seed():

@@ -79,6 +79,9 @@ def test_mismatching_manifest_is_refused(checkpoint):
     path, _ = checkpoint
     with pytest.raises(CheckpointError, match="dataset is 'cifar10', expected 'imagenette'"):
         load_checkpoint(path, expect={"dataset": "imagenette"})
+    # weights trained at 32 px are not the model of a 64-px run
+    with pytest.raises(CheckpointError, match="image_size is 32, expected 64"):
+        load_checkpoint(path, expect={"image_size": 64})
 
 
 def test_missing_or_broken_manifest(checkpoint):

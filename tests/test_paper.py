@@ -85,6 +85,16 @@ def test_paper_suite_runs_parts_then_writes_tables_and_figures(suite, capsys):
     tests = pd.read_csv(out / "comparisons.csv")
     assert {("active", "positive"), ("positive", "saliency")} <= set(zip(tests["method"], tests["reference"]))
     assert tests["p_holm"].between(0, 1).all() and tests["headline"].any()
+    # rebuilt by hand, for this suite (not the paper's) named with --config
+    tables = {name: (out / name).read_bytes() for name in ["table1.md", "tables2_3.csv", "comparisons.csv"]}
+    capsys.readouterr()
+    assert paper.main([str(out), "--config", config]) == 0
+    assert "# Tables 2-3" in capsys.readouterr().out
+    assert all((out / name).read_bytes() == content for name, content in tables.items())
+    assert paper.main([str(out)]) == 2  # the paper's parts are not in this folder
+    assert f"no finished part in {out}: run python -m benchmarks.run --config paper" in capsys.readouterr().err
+    assert paper.main([str(out), "--config", str(tmp / "part-suite.toml")]) == 2
+    assert "is not a suite" in capsys.readouterr().err
 
 
 def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, monkeypatch):
@@ -193,6 +203,37 @@ def test_bad_part_is_caught_before_any_part_runs(suite, capsys):
     assert run.main(["--config", config, "--out", str(tmp / "paper"), "--quiet"]) == 2
     assert "unknown method 'edgy'" in capsys.readouterr().err
     assert not (tmp / "paper" / "part-deletion").exists()
+
+
+def test_randomisation_figure_gathers_every_part_that_ran_the_check(tmp_path, monkeypatch):
+    """One figure, a column per model, from every part with the check; a model checked in
+    two parts is drawn from the first."""
+    from types import SimpleNamespace
+
+    from benchmarks import report
+
+    def curve_means(dataset: str, model: str, start: float) -> pd.DataFrame:
+        return pd.DataFrame({"dataset": dataset, "model": model, "method": "saliency", "metric": "randomisation",
+                             "variant": "cascading/spearman", "x": [0.0, 1.0], "n": 4, "mean": [start, 0.5], "sem": 0.1})
+
+    held = {
+        "first": curve_means("cifar10", "cnn", 1.0),
+        "deletion-only": None,
+        "second": pd.concat([curve_means("cifar10", "cnn", 0.9), curve_means("imagenette", "cnn", 0.8)]),
+    }
+    plans = {name: {"methods": {"saliency": {"family": "paper"}},
+                    "metrics": {"deletion": {}} if rows is None else {"randomisation": {"curve_x": "layers"}}}
+             for name, rows in held.items()}
+    monkeypatch.setattr(report, "read_plan", lambda part: plans[part.name])
+    monkeypatch.setattr(report, "collect", lambda parts, only_metrics=None: SimpleNamespace(curve_means=held[parts[0].name]))
+    drawn = []
+    monkeypatch.setattr(figures, "randomisation_figure", lambda curves, meta, measures, x_label: (curves, x_label))
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append((figure, path.name)))
+    figures.draw_paper_figures(tmp_path / "figures", [tmp_path / name for name in held], (), 1, ("cascading/spearman",))
+    [((curves, x_label), name)] = drawn
+    assert name == "randomisation" and x_label == "layers"
+    assert list(dict.fromkeys(zip(curves["dataset"], curves["model"]))) == [("cifar10", "cnn"), ("imagenette", "cnn")]
+    assert curves.loc[curves["dataset"] == "cifar10", "mean"].tolist() == [1.0, 0.5]  # the first part's
 
 
 def test_tables2_3_set_ours_beside_the_published_value():

@@ -250,3 +250,50 @@ def test_randomisation_reports_each_model_it_compares_and_other_metrics_ignore_p
     assert not logit.reports_progress
     logit(tiny_cnn, x, target, maps, saliency, seed=0, measures=("spearman",), progress=hear)
     assert len(heard) == steps + 1
+
+
+def test_an_empty_set_of_randomised_layers_is_an_error_not_a_similarity_of_one(tiny_cnn, batch):
+    x, target = batch
+    saliency = methods.get("saliency")
+    maps = saliency(tiny_cnn, x, target)
+    randomisation = metrics.get("randomisation")
+    with pytest.raises(ValueError, match="max_layers must be at least 1"):
+        randomisation(tiny_cnn, x, target, maps, saliency, seed=0, max_layers=0)
+    parameter_free = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+    with pytest.raises(ValueError, match="no layer with parameters"):
+        randomisation(parameter_free, x, target, maps, MODEL_FREE, seed=0)
+
+
+def test_convnext_layer_scale_is_refilled_with_convnexts_constant():
+    from torchvision.models.convnext import CNBlock
+
+    block = CNBlock(4, layer_scale=1e-6, stochastic_depth_prob=0.0)
+    with torch.no_grad():
+        block.layer_scale.fill_(0.3)  # what training makes of it
+    R.reinitialise_(block, 0)
+    assert torch.equal(block.layer_scale, torch.full((4, 1, 1), 1e-6))
+
+
+def test_randomisation_runs_on_convnext_tiny():
+    """ConvNeXt's blocks own ``layer_scale`` directly and have no reset_parameters()."""
+    from torchvision.models.convnext import CNBlock
+
+    from signed_saliency import models
+
+    torch.manual_seed(0)
+    model = models.get("convnext-tiny").build(num_classes=10)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([3, 7])
+    saliency = methods.get("saliency")
+    maps = saliency(model, x, target)
+    # the top 8 layers: the head, the classifier's Linear and LayerNorm2d, the last block's
+    # four layers and then the block itself, owner of the layer_scale that could not be reset;
+    # measured after the first and that eighth (cascading still resets the six between)
+    assert isinstance(R.parameterised_layers(model)[7][1], CNBlock)
+    out = metrics.get("randomisation")(
+        model, x, target, maps, saliency, seed=0, measures=("spearman",), max_layers=8, layer_stride=7
+    )
+    assert torch.equal(out.curves["cascading/spearman"].x, torch.tensor([0.0, 1, 8]))
+    assert set(out.values) == {f"{mode}/spearman" for mode in R.MODES}
+    for variant, values in out.values.items():
+        assert values.shape == (2,) and values.isfinite().all(), variant

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import pandas as pd
@@ -66,6 +67,11 @@ def test_killed_run_resumes_to_the_same_scores(workspace, monkeypatch):
     run_ok("--config", config(), "--out", str(tmp / "killed"))
     assert len(computed) == 8 - 3  # 2 batches x 2 methods x 2 metrics, 3 already done
     assert (tmp / "killed" / "scores.csv").read_bytes() == (tmp / "whole" / "scores.csv").read_bytes()
+    # the killed run's time is not lost: its record, kept as it went, joins the next manifest
+    runs = json.loads((tmp / "killed" / "manifest.json").read_text())["runs"]
+    assert [(r["shards_computed"], r.get("reported", True)) for r in runs] == [(3, False), (5, True)]
+    assert runs[0]["wall_seconds"] >= 0 and "metric deletion" in runs[0]["stage_seconds"]
+    assert not list((tmp / "killed").glob("run-unreported-*"))
 
 
 def test_changed_settings_make_shards_stale(workspace):
@@ -116,8 +122,19 @@ def test_two_shards_merged_equal_one_run(workspace):
     run_ok("--config", config(), "--out", str(tmp / "s0"), "--shard", "0/2")
     run_ok("--config", config(), "--out", str(tmp / "s1"), "--shard", "1/2")
     assert report.main([str(tmp / "s0"), str(tmp / "s1"), "--out", str(tmp / "merged"), "--no-figures"]) == 0
-    for name in ["scores.csv", "summary.csv", "significance.csv"]:
+    for name in ["scores.csv", "summary.csv", "significance.csv", "plan.json"]:
         assert (tmp / "merged" / name).read_bytes() == (tmp / "whole" / name).read_bytes(), name
+
+
+def test_slices_sharing_a_folder_then_one_run_report_the_whole(workspace, monkeypatch):
+    tmp, config = workspace
+    run_ok("--config", config(), "--out", str(tmp / "whole"))
+    run_ok("--config", config(), "--out", str(tmp / "shared"), "--shard", "0/2")
+    run_ok("--config", config(), "--out", str(tmp / "shared"), "--shard", "1/2")
+    monkeypatch.setattr(run, "score_batch", lambda *args, **kwargs: pytest.fail("every shard was computed by a slice"))
+    run_ok("--config", config(), "--out", str(tmp / "shared"))
+    for name in ["scores.csv", "summary.csv", "significance.csv"]:
+        assert (tmp / "shared" / name).read_bytes() == (tmp / "whole" / name).read_bytes(), name
 
 
 PLUGIN = '''
@@ -163,6 +180,7 @@ def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
         (["--datasets", "cifar10", "--data-root", "/nonexistent/data"], "/nonexistent/data"),
         (["--shard", "2/2"], "0 <= i < n"),
         (["--plugin", "no_such_plugin_module"], "plugin module 'no_such_plugin_module' not found"),
+        (["--threads", "0"], "threads must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workspace, capsys, argv, message):
@@ -184,6 +202,39 @@ def test_unknown_config_key_and_unwritable_output(workspace, capsys):
     (tmp / "a-file").write_text("")
     assert run.main(["--config", config(), "--out", str(tmp / "a-file" / "sub"), "--quiet"]) == 2
     assert "cannot write to output folder" in capsys.readouterr().err
+
+
+def test_a_dataset_named_twice_and_plan_flags_on_a_suite_are_errors(workspace, capsys):
+    tmp, config = workspace
+    twice = tmp / "twice.toml"
+    text = open(config()).read()
+    twice.write_text(text + text[text.index("[[datasets]]"):text.index("[settings")])
+    assert run.main(["--config", str(twice), "--quiet"]) == 2
+    assert "dataset 'signed-shapes' appears twice" in capsys.readouterr().err
+    suite = tmp / "suite.toml"
+    suite.write_text(f'parts = ["{config()}"]\n')
+    assert run.main(["--config", str(suite), "--methods", "saliency", "--seed", "1", "--out", str(tmp / "s"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "--methods, --seed would change what suite 'suite' plans" in error and "\n" not in error.strip()
+    suite.write_text(f'parts = ["{config()}"]\nafter = "benchmarks.no_such_module"\n')
+    assert run.main(["--config", str(suite), "--quiet"]) == 2
+    assert "after = 'benchmarks.no_such_module' is not an importable module" in capsys.readouterr().err
+
+
+def test_batches_run_in_a_seeded_order_every_model_at_each_step():
+    groups = [
+        plan_module.Group(dataset=dataset, model=model, batch=batch, image_positions=(), shards=())
+        for dataset, batches in (("a", 12), ("b", 3)) for model in ("cnn", "resnet18") for batch in range(batches)
+    ]
+    order = run.execution_order(groups, seed=0)
+    assert order == run.execution_order(groups, seed=0) and sorted(map(id, order)) == sorted(map(id, groups))
+    a_batches = [group.batch for group in order if group.dataset == "a"]
+    assert a_batches[0::2] == a_batches[1::2]  # both models of a dataset at each batch before the next batch
+    assert a_batches[0::2] != sorted(a_batches[0::2])  # a whole split is stored by class: not 0, 1, 2, ...
+    assert [group.dataset for group in order[:4]] == ["a", "a", "b", "b"]  # the datasets advance together
+    resumed = run.execution_order(groups, seed=0, started=frozenset({("a", 7), ("b", 2)}))
+    assert sorted((group.dataset, group.batch) for group in resumed[:4]) == [("a", 7), ("a", 7), ("b", 2), ("b", 2)]
+    assert resumed[4:] == [group for group in order if (group.dataset, group.batch) not in {("a", 7), ("b", 2)}]
 
 
 def test_stop_after_reports_what_is_finished_and_the_rest_resumes(workspace, monkeypatch, capsys):
@@ -235,3 +286,12 @@ def test_recorded_checkpoint_paths_read_the_same_from_every_clone(tmp_path, monk
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert portable(tmp_path / "home" / ".cache" / "m.pt") == "~/.cache/m.pt"
     assert portable(tmp_path / "elsewhere" / "m.pt") == str((tmp_path / "elsewhere" / "m.pt").resolve())
+
+
+def test_a_fix_for_signed_maps_renames_only_their_shards():
+    # deletion's revision 2 changed signed maps' white baseline only: other maps' archived rows stay valid
+    assert plan_module._key_extras("deletion", "gradient", "float32") == {"revision": 2}
+    assert plan_module._key_extras("deletion", "saliency", "float32") == {}
+    assert plan_module._key_extras("deletion", "positive", "bfloat16") == {"precision": "bfloat16"}
+    # grad-cam's revision 2 (another layer) renames its shards under every metric
+    assert plan_module._key_extras("sparseness", "grad-cam", "float32") == {"method_revision": 2}

@@ -6,7 +6,7 @@ import torch
 from benchmarks import table1, train
 from signed_saliency import datasets
 from signed_saliency.models.checkpoints import load_checkpoint
-from signed_saliency.training import TrainConfig, Trainer, build_model, evaluate, permuted_labels
+from signed_saliency.training import TrainConfig, Trainer, accuracy, build_model, permuted_labels
 
 CONFIG = TrainConfig(epochs=2, batch_size=16, seed=3)
 
@@ -47,12 +47,14 @@ def test_a_different_protocol_is_not_resumed(subset):
         other.load_state_dict(trainer.state_dict())
 
 
-def test_training_lowers_the_loss_and_evaluate_counts(subset):
+def test_training_lowers_the_loss_and_accuracy_counts_and_keeps_the_mode(subset):
     trainer = Trainer(build_model("cnn", 10, 0), subset, TrainConfig(epochs=8, batch_size=16))
     losses = [trainer.train_epoch() for _ in range(8)]
     assert losses[-1] < losses[0]
-    accuracy = evaluate(trainer.model, subset, batch_size=32)
-    assert 0.0 <= accuracy <= 1.0 and accuracy * len(subset) == int(accuracy * len(subset))
+    assert trainer.model.training
+    score = accuracy(trainer.model, subset, batch_size=32)
+    assert 0.0 <= score <= 1.0 and score * len(subset) == int(score * len(subset))
+    assert trainer.model.training  # scored in eval mode, then put back as it was
 
 
 def test_permuted_labels_keep_the_label_counts():
@@ -67,6 +69,23 @@ def test_the_papers_protocol_trains_in_float32_and_bf16_runs_do_not_replace_the_
     assert not train.is_paper_protocol(TrainConfig(bf16=True, channels_last=True))
     assert not train.is_paper_protocol(TrainConfig(seed=43))
     assert not train.is_paper_protocol(TrainConfig(epochs=1))
+
+
+@pytest.mark.parametrize("image_size, replaces_shipped", [(None, True), (16, False)])
+def test_only_the_papers_image_size_replaces_the_shipped_weights(tmp_path, monkeypatch, image_size, replaces_shipped):
+    monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(train, "SHIPPED_CHECKPOINTS", tmp_path / "shipped")
+
+    def skipped_epoch(self, on_batch=None):  # the protocol's 50 epochs, without their cost
+        self.epoch += 1
+        return 0.0
+
+    monkeypatch.setattr(Trainer, "train_epoch", skipped_epoch)
+    size = [] if image_size is None else ["--image-size", str(image_size)]
+    path = train.main(["--dataset", "signed-shapes", "--model", "cnn", *size, "--threads", "1",
+                       "--out", str(tmp_path / "run")])
+    assert path == (tmp_path / "shipped" if replaces_shipped else tmp_path / "run") / "signed-shapes-cnn.pt"
+    assert load_checkpoint(path)[1]["image_size"] == (image_size or 32)
 
 
 def test_cli_resumes_after_an_interruption(data_root, tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """CIFAR-10 (Krizhevsky, 2009): 32x32 RGB, ten classes.
 
 Read from an ImageFolder JPEG copy (``<root>/cifar10-jpg/<split>/<class>/*.jpg``) when there
-is one, else from torchvision's own download (``<root>/cifar-10-batches-py``). The ``sample``
+is one, else from torchvision's own download (``<root>/cifar-10-batches-py``, which
+``benchmarks.data`` fetches with ``--download``: this module only reads). The ``sample``
 split is 256 test images shipped inside the package, so examples run with no data at all.
 """
 
@@ -50,7 +51,6 @@ def cifar10(
     *,
     root: Optional[Path],
     image_size: int,
-    download: bool,
     per_class: Optional[int] = None,
 ) -> ImageSet:
     """CIFAR-10, 32x32 (train 50,000 / test 10,000 / sample 256 test images shipped)."""
@@ -60,28 +60,23 @@ def cifar10(
         folder = source_path(split, root)
         if folder is not None and folder.parent.name == JPEG_FOLDER:
             return load_folder("cifar10", split, folder, CLASS_NAMES, image_size, per_class=per_class)
-        if folder is None and not download:
+        if folder is None:
             raise DatasetNotFoundError(
                 f"CIFAR-10 {split!r} not found: looked for {root / JPEG_FOLDER / split if root else JPEG_FOLDER} "
                 f"and {root / TORCHVISION_FOLDER if root else TORCHVISION_FOLDER}. Set the data root "
                 "(--data-root or $SIGNED_SALIENCY_DATA) to the folder holding cifar10-jpg/, or pass "
                 "--download to fetch it with torchvision"
             )
-        images = _load_torchvision(split, root, image_size, download)
+        images = _load_torchvision(split, root, image_size)
     if per_class is not None:
         images = images.subset(first_per_class(images.labels, per_class))
     return images
 
 
-def _load_torchvision(split: str, root: Optional[Path], image_size: int, download: bool) -> ImageSet:
+def _load_torchvision(split: str, root: Path, image_size: int) -> ImageSet:
     from torchvision.datasets import CIFAR10
 
-    if root is None:
-        raise DatasetNotFoundError("CIFAR-10 needs a data root: set --data-root or $SIGNED_SALIENCY_DATA")
-    try:
-        source = CIFAR10(str(root), train=split == "train", download=download)
-    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
-        raise DatasetNotFoundError(f"could not download CIFAR-10 into {root}: {error}") from None
+    source = CIFAR10(str(root), train=split == "train", download=False)
     images = torch.from_numpy(source.data).permute(0, 3, 1, 2).contiguous()
     if image_size != images.shape[-1]:
         images = TF.resize(images, [image_size, image_size], antialias=True)

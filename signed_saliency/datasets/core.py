@@ -9,7 +9,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from signed_saliency.registry import Registry
+from signed_saliency.errors import UserError
+from signed_saliency.registry import Registry, describe
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,10 @@ class ImageSet:
 class DatasetSpec:
     """A registered dataset. ``load(split, ...)`` returns an :class:`ImageSet`.
 
-    The loader function is called as ``fn(split, root=..., image_size=..., download=...,
-    **options)``; ``root`` is None when the dataset needs no files.
+    The loader function is called as ``fn(split, root=..., image_size=..., **options)``;
+    ``root`` is None when the dataset needs no files. Loaders only read: fetching a missing
+    dataset writes files, which the library never does, so that step is ``benchmarks.data``'s
+    (its ``download=True``, the CLI's ``--download``).
     """
 
     name: str
@@ -98,28 +101,23 @@ class DatasetSpec:
         *,
         root: Optional[str | Path] = None,
         image_size: Optional[int] = None,
-        download: bool = False,
         **options,
     ) -> ImageSet:
         split = split or self.evaluation_split
         if split not in self.splits:
-            from signed_saliency.errors import UserError
-
             raise UserError(f"dataset {self.name!r} has no split {split!r}; valid: {', '.join(self.splits)}")
         return self.fn(
             split,
             root=Path(root) if root is not None else None,
             image_size=image_size or self.default_image_size,
-            download=download,
             **options,
         )
 
 
 def _build_dataset(*, name: str, fn: Callable, description: Optional[str] = None, **metadata) -> DatasetSpec:
-    doc = (fn.__doc__ or "").strip().splitlines()
     metadata["class_names"] = tuple(metadata["class_names"])
     metadata["splits"] = tuple(metadata["splits"])
-    return DatasetSpec(name=name, fn=fn, description=description or (doc[0] if doc else ""), **metadata)
+    return DatasetSpec(name=name, fn=fn, description=describe(fn, description), **metadata)
 
 
 registry: Registry[DatasetSpec] = Registry("dataset", _build_dataset)

@@ -1,7 +1,8 @@
 """Imagenette v2 (fastai): ten easy ImageNet classes, squashed to square images.
 
 Read from ``<root>/imagenette2-224/<split>/<wnid>/*.JPEG`` (the 224x224 copy) when there is
-one, else from torchvision's download (``<root>/imagenette2-320``, resized on load).
+one, else from torchvision's download (``<root>/imagenette2-320``, resized on load, which
+``benchmarks.data`` fetches with ``--download``: this module only reads).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Optional
 
 from signed_saliency.datasets._folder import load_folder
 from signed_saliency.datasets.core import ImageSet, register
-from signed_saliency.errors import DatasetNotFoundError, UserError
+from signed_saliency.errors import DatasetNotFoundError
 
 WNIDS = (
     "n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
@@ -48,14 +49,11 @@ def imagenette(
     *,
     root: Optional[Path],
     image_size: int,
-    download: bool,
     drop_greyscale: bool = False,
     per_class: Optional[int] = None,
 ) -> ImageSet:
     """Imagenette v2, 224x224 by default (train 9,469 / val 3,925; 242 greyscale -> RGB)."""
     folder = source_path(split, root)
-    if folder is None and download:
-        folder = _download(split, root)
     if folder is None:
         looked = f"{root / COPY_FOLDER / split} and {root / TORCHVISION_FOLDER / split}" if root else COPY_FOLDER
         raise DatasetNotFoundError(
@@ -67,19 +65,3 @@ def imagenette(
         "imagenette", split, folder, CLASS_NAMES, image_size, drop_greyscale=drop_greyscale, per_class=per_class
     )
 
-
-def _download(split: str, root: Optional[Path]) -> Path:
-    try:
-        from torchvision.datasets import Imagenette
-    except ImportError:
-        raise UserError(
-            "this torchvision has no Imagenette dataset (added in 0.17): upgrade torchvision, or "
-            f"download imagenette2-320.tgz from fastai and unpack it under the data root as {TORCHVISION_FOLDER}/"
-        ) from None
-    if root is None:
-        raise DatasetNotFoundError("Imagenette needs a data root: set --data-root or $SIGNED_SALIENCY_DATA")
-    try:
-        Imagenette(str(root), split=split, size=TORCHVISION_SIZE, download=True)
-    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
-        raise DatasetNotFoundError(f"could not download Imagenette into {root}: {error}") from None
-    return root / TORCHVISION_FOLDER / split

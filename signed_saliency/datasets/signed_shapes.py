@@ -141,12 +141,11 @@ def signed_shapes(
     *,
     root: Optional[Path],
     image_size: int,
-    download: bool,
     n: Optional[int] = None,
     seed: int = 0,
 ) -> ImageSet:
     """Synthetic bright/dark shapes with object masks and polarity (train 5,000 / test 1,000)."""
-    del root, download  # generated, nothing to read or fetch
+    del root  # generated, nothing to read
     count = DEFAULT_SIZES[split] if n is None else int(n)
     images, labels, truth = generate(count, image_size, seed=seed, stream=SPLIT_STREAMS[split])
     return ImageSet(

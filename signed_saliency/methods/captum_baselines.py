@@ -29,8 +29,8 @@ IG_STEPS = 32
 # Images x steps evaluated at once: bounds memory without changing the result.
 IG_INTERNAL_BATCH_SIZE = 512
 SMOOTHGRAD_SAMPLES = 25
-# The suite's images lie in [0, 1]; SmoothGrad's noise std is a fraction of this range.
-INPUT_RANGE = 1.0
+# SmoothGrad's noise std as a fraction of the input range (Smilkov et al.), which is [0, 1]
+# here, so it is also the std itself
 SMOOTHGRAD_NOISE = 0.15
 SMOOTHGRAD_SAMPLES_BATCH_SIZE = 5
 SMOOTHGRAD_SEED = 0
@@ -78,7 +78,7 @@ def smoothgrad(
             nt_type="smoothgrad",
             nt_samples=samples,
             nt_samples_batch_size=samples_batch_size,
-            stdevs=noise * INPUT_RANGE,
+            stdevs=noise,
             target=target,
             abs=False,
         )
@@ -92,7 +92,8 @@ def guided_backprop(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     Not signed: ReLUs pass only positive gradients back, so the sign at the input is not
     the sign of any derivative of S_c, and the map is known to barely depend on the
     class or the weights (Nie et al. 2018; Adebayo et al. 2018). Hooks ``nn.ReLU``
-    modules, so a model using functional ReLUs gets plain gradients there.
+    modules, so a model using functional ReLUs gets plain gradients there, and ConvNeXt,
+    whose activations are GELUs, gets the plain gradient's magnitude: ``saliency``.
     """
     with warnings.catch_warnings():
         # captum announces its (always removed) ReLU hooks on every call.
@@ -106,18 +107,43 @@ def input_x_gradient(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     return largest_magnitude(InputXGradient(model).attribute(x.requires_grad_(), target=target))
 
 
-def last_conv(model: nn.Module) -> nn.Conv2d:
-    """The model's last registered ``nn.Conv2d``: the last one applied in a model whose
-    modules are registered in the order they run (torchvision's, this suite's)."""
-    convs = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
-    if not convs:
-        raise ValueError(f"grad-cam needs an nn.Conv2d in the model; {type(model).__name__} has none")
-    return convs[-1]
+def last_feature_map(model: nn.Module, x: Tensor) -> nn.Module:
+    """The module whose output Grad-CAM weighs: of the modules run once in a forward pass of
+    ``x[:1]``, the last to finish with a feature map of more than one cell (N, C, H, W with
+    H*W > 1). That is what the head pools: the CNN's last ReLU (where Grad-CAM is exactly
+    CAM), ResNet's ``layer4`` (the blocks' output, after the residual sum) and ConvNeXt's
+    ``features``. At 32 px ResNet18's ``layer4`` is a single cell, which would give a
+    constant map, so there it is ``layer3`` (2x2).
+
+    Found by running the model rather than by type or name, because a last ``nn.Conv2d``
+    misses what follows it (ResNet's batch norm and residual sum, the CNN's ReLU)."""
+    finished: list[tuple[nn.Module, object]] = []
+    hooks = [
+        module.register_forward_hook(lambda module, inputs, output: finished.append((module, output)))
+        for module in model.modules()
+    ]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    calls: dict[int, int] = {}
+    for module, _ in finished:
+        calls[id(module)] = calls.get(id(module), 0) + 1
+    for module, output in reversed(finished):
+        # a module run twice (a ResNet block's ReLU) has no single output to weigh
+        if calls[id(module)] == 1 and isinstance(output, Tensor) and output.dim() == 4 and output.shape[-2:].numel() > 1:
+            return module
+    raise ValueError(f"grad-cam needs a feature map of more than one cell; {type(model).__name__} has none at this size")
 
 
-@register("grad-cam", direction="magnitude", score="logit", family="baseline", needs="model")
+# Revision 2: the layer was the last nn.Conv2d, before ResNet's batch norm and residual sum
+# (and a single cell at 32 px) and before the CNN's ReLU
+@register("grad-cam", direction="magnitude", score="logit", family="baseline", needs="model", revision=2)
 def grad_cam(model: nn.Module, x: Tensor, target: Tensor, *, interpolate_mode: str = "bilinear") -> Tensor:
-    """Grad-CAM (Selvaraju et al. 2017) on the last conv layer, ReLU'd, upsampled to the input size; magnitude."""
-    cam = LayerGradCam(model, last_conv(model)).attribute(x, target=target, relu_attributions=True)
+    """Grad-CAM (Selvaraju et al. 2017) on the last feature map the head pools, ReLU'd,
+    upsampled to the input size; magnitude."""
+    cam = LayerGradCam(model, last_feature_map(model, x)).attribute(x, target=target, relu_attributions=True)
     cam = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode=interpolate_mode)
     return max_magnitude(cam)

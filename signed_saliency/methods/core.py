@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Iterator, Literal, Optional
 import torch
 from torch import Tensor, nn
 
-from signed_saliency.registry import Registry
+from signed_saliency.registry import Registry, describe
 
 DIRECTIONS = ("increase", "decrease", "magnitude", "signed")
 SCORES = ("logit", "margin")
@@ -26,13 +26,12 @@ Needs = Literal["gradients", "all-gradients", "model"]
 class ClassGradients:
     """The gradients of one batch that gradient methods share.
 
-    ``target`` is dS_c/dI for each image's target class c, shape (N,C,H,W).
+    ``target_class`` is each image's target class c, (N,) long (the predicted class when no
+    target was given); ``target`` is dS_c/dI, shape (N,C,H,W).
     ``other_max``/``other_min`` are the elementwise max/min of dS_q/dI over every class
     q != c (None unless some method asked for all classes).
     """
 
-    inputs: Tensor
-    logits: Tensor
     target_class: Tensor
     target: Tensor
     other_max: Optional[Tensor] = None
@@ -77,6 +76,9 @@ class Method:
     description: str = ""
     split_signs: bool = False
     parent: Optional[Method] = field(default=None, repr=False)
+    # raised by a fix that changes the method's maps: the runner's shard keys include it,
+    # so rows computed from the old maps are recomputed rather than reused
+    revision: int = 1
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -128,6 +130,7 @@ def sign_split(parent: Method) -> tuple[Method, Method]:
             needs=parent.needs,
             description=f"{relu} the {parent.name} map: {parent.description}",
             parent=parent,
+            revision=parent.revision,
         )
         for suffix, direction, part, relu in variants
     )
@@ -136,11 +139,9 @@ def sign_split(parent: Method) -> tuple[Method, Method]:
 def _build_method(
     *, name: str, fn: Callable, description: Optional[str] = None, split_signs: Optional[bool] = None, **metadata
 ) -> Method:
-    doc = (fn.__doc__ or "").strip().splitlines()
     if split_signs is None:
         split_signs = metadata.get("direction") == "signed"
-    description = description or (doc[0] if doc else "")
-    return Method(name=name, fn=fn, description=description, split_signs=split_signs, **metadata)
+    return Method(name=name, fn=fn, description=describe(fn, description), split_signs=split_signs, **metadata)
 
 
 class MethodRegistry(Registry[Method]):
@@ -182,6 +183,13 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in flags:
             module.training = training
+
+
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    """Argmax class of each image, in eval mode, without building a graph (no_grad, not
+    inference_mode: the classes index tensors that later take part in autograd)."""
+    with evaluation_mode(model), torch.no_grad():
+        return model(x).argmax(dim=1)
 
 
 def _check_batch(x: Tensor, target: Optional[Tensor]) -> None:
@@ -237,8 +245,6 @@ def class_gradients(
                 other_max = high if other_max is None else torch.maximum(other_max, high)
                 other_min = low if other_min is None else torch.minimum(other_min, low)
     return ClassGradients(
-        inputs=x,
-        logits=logits.detach(),
         target_class=target,
         target=target_grad.detach(),
         other_max=other_max,
@@ -265,8 +271,7 @@ def explain(
         grads = class_gradients(model, x, target, all_classes="all-gradients" in needs)
         target = grads.target_class
     elif target is None:
-        with evaluation_mode(model), torch.no_grad():
-            target = model(x).argmax(dim=1)
+        target = predict(model, x)
     target = target.to(device=x.device, dtype=torch.long)
 
     computed: dict[Method, Tensor] = {}

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
-from signed_saliency.registry import Registry
+from signed_saliency.registry import Registry, describe
 
 
 @dataclass
@@ -89,15 +89,20 @@ class Metric:
     curve_x: str = "fraction of pixels perturbed"  # what a curve's x is, for plots
     description: str = ""
     jointly: bool = False  # fn takes {name: maps} and [methods] and scores them together
+    # the metric only runs forward passes on changed images, so the runner may give it a
+    # low-precision copy of the model (see ``perturbation.forward_model``)
+    forward_only: bool = False
     # raised by a fix that changes the metric's numbers: the runner's shard keys include
     # it, so rows computed before the fix are recomputed rather than reused
     revision: int = 1
+    # a fix that changes the numbers of maps of some directions only: {direction: revision},
+    # overriding ``revision`` for them, so the other maps' rows stay valid
+    direction_revisions: Mapping[str, int] = field(default_factory=dict, hash=False)
 
-    @property
-    def forward_only(self) -> bool:
-        """A perturbation metric only runs forward passes on changed images, so it may be
-        given a low-precision copy of the model (see ``perturbation.forward_model``)."""
-        return self.family == "perturbation"
+    def revision_for(self, method: Method) -> int:
+        """The revision of this metric's numbers for ``method``'s maps."""
+        return self.direction_revisions.get(method.direction, self.revision)
+
 
     @property
     def reports_progress(self) -> bool:
@@ -168,8 +173,7 @@ class Metric:
 
 
 def _build_metric(*, name: str, fn: Callable, description: Optional[str] = None, **metadata) -> Metric:
-    doc = (fn.__doc__ or "").strip().splitlines()
-    return Metric(name=name, fn=fn, description=description or (doc[0] if doc else ""), **metadata)
+    return Metric(name=name, fn=fn, description=describe(fn, description), **metadata)
 
 
 registry: Registry[Metric] = Registry("metric", _build_metric)

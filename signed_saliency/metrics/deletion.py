@@ -59,7 +59,7 @@ def paper_masks(maps: Tensor, fractions: Sequence[float]) -> Tensor:
     return (normalised > thresholds) & (normalised != 0)
 
 
-@register("deletion-paper", family="perturbation", higher_is_better=False, curve_x="fraction of pixels deleted")
+@register("deletion-paper", family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted")
 def deletion_paper(
     model: nn.Module,
     x: Tensor,
@@ -106,7 +106,25 @@ def deletion_paper(
     return output
 
 
-@register("deletion", family="perturbation", higher_is_better=False, curve_x="fraction of pixels deleted")
+def deletion_order(maps: Tensor, method, baseline: str) -> Tensor:
+    """What ranks the pixels deleted towards ``baseline``: the map itself, except for a
+    signed map, which claims that its positive pixels raise the score when brightened and
+    its negative ones when darkened. Deleting to black darkens, so the most positive go
+    first; to white brightens, so the most negative; towards a mean or blurred image, which
+    moves some pixels up and others down, the largest either way."""
+    if method.direction != "signed":
+        return maps
+    if baseline == "black":
+        return maps
+    if baseline == "white":
+        return -maps
+    return maps.abs()
+
+
+# Revision 2 for signed maps: deleting to white ranked them most positive first, against
+# their claim (brightening those pixels raises the score)
+@register("deletion", family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted",
+          direction_revisions={"signed": 2})
 def deletion(
     model: nn.Module,
     x: Tensor,
@@ -125,7 +143,7 @@ def deletion(
     """Fair deletion: exactly round(k/steps * H*W) pixels deleted at step k, for every map.
 
     Pixels go in decreasing map value, ties (zeros included) in a random order drawn from
-    ``seed``; a signed map is ranked by its signed value, most positive first. Deleted
+    ``seed``. A signed map is read by its claim (see :func:`deletion_order`). Deleted
     pixels take the baseline's value in every channel: ``black``, ``white``, ``mean``
     (the per-channel ``mean`` setting) or ``blur`` (the image blurred, ``blur_kernel``,
     ``blur_sigma``). By default the baselines the direction implies (increase: black,
@@ -143,7 +161,7 @@ def deletion(
     xs = grid([k / steps for k in range(steps + 1)])
     output = MetricOutput()
     with scoring(model, x, target, maps) as (x, target, maps):
-        places = positions(rank_pixels(maps, generator(seed)))
+        places = {name: positions(rank_pixels(deletion_order(maps, method, name), generator(seed))) for name in chosen}
         fills = {
             name: baseline_image(x, name, mean=mean, blur_kernel=blur_kernel, blur_sigma=blur_sigma)
             for name in chosen
@@ -151,7 +169,7 @@ def deletion(
         original = forward_batches(model, [x])[0]
         reference = original.argmax(dim=1)
         batches = (
-            replace_pixels(x, first_pixels(places, count, height, width), fills[name])
+            replace_pixels(x, first_pixels(places[name], count, height, width), fills[name])
             for name in chosen
             for count in counts[1:]
         )

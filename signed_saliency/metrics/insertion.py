@@ -37,7 +37,7 @@ def insertion_orders(maps: Tensor, direction: str) -> dict[str, Tensor]:
     return {"highest-first": maps}
 
 
-@register("insertion", family="perturbation", higher_is_better=True, curve_x="fraction of pixels inserted")
+@register("insertion", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels inserted")
 def insertion(
     model: nn.Module,
     x: Tensor,

@@ -6,7 +6,7 @@ batch and reads the target class's score. The pieces here are the only copies of
 - :func:`scoring`: model in eval mode, no autograd, everything on the model's device;
 - :func:`rank_pixels` / :func:`first_pixels`: pixel orders with seeded random tie-breaks;
 - :func:`baseline_image` / :func:`replace_pixels`: what a removed pixel becomes;
-- :func:`forward_batches`: one model call per perturbation step at most, chunked by memory;
+- :func:`forward_batches`: model calls over the perturbation steps, grouped or split by memory;
 - :class:`LowPrecisionForward`: a copy of the model for those calls in bf16, where faster;
 - :func:`class_scores`: probability, logit, margin and allegiance from the logits;
 - :func:`normalised_auc` and :func:`default_baselines`.
@@ -196,11 +196,12 @@ def forward_model(model: nn.Module, precision: str) -> nn.Module:
 def forward_batches(
     model: nn.Module, batches: Iterable[Tensor], *, max_elements: int = FORWARD_ELEMENTS
 ) -> list[Tensor]:
-    """Logits of each perturbed batch, in order, with at most one model call per batch.
+    """Logits of each perturbed batch, in order, in calls of at most ``max_elements`` input
+    elements (one image at least).
 
     Small batches (steps of a small-image batch) are concatenated into one call up to
-    ``max_elements`` input elements, which keeps an accelerator busy; a batch larger than
-    that is split. ``batches`` may be a generator, so at most one group of perturbed
+    ``max_elements``, which keeps an accelerator busy; a batch larger than that is split
+    over several calls. ``batches`` may be a generator, so at most one group of perturbed
     images exists at a time.
     """
     results: list[Tensor] = []

@@ -11,23 +11,38 @@ always re-initialised from the same seed, ``layer_seed(seed, k)``, drawn from a 
 generator, so the cascading and the independent runs give a layer the same new weights,
 the layers get different draws (Quantus 0.6 re-seeds the global RNG with one value before
 every layer), and the caller's global RNG is left as it was. Re-initialisation is the
-layer's default PyTorch initialisation (what ``reset_parameters`` does).
+layer's default PyTorch initialisation (what ``reset_parameters`` does); a parameter with
+no such method is rebuilt as its architecture builds it (see ``CONSTANT_PARAMETERS``).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from typing import Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
+from torchvision.models.convnext import CNBlock, ConvNeXt
 
+from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method, evaluation_mode, explain
 from signed_saliency.metrics.core import Curve, MetricOutput, Progress, ignore_progress, register
+from signed_saliency.metrics.perturbation import generator
 from signed_saliency.metrics.similarity import MEASURES, Reference, check_measures
 
 MODES = ("cascading", "independent")
+
+# Parameters that a module owns itself but has no reset_parameters() for, and the value its
+# architecture fills them with. torchvision's ConvNeXt block scales its residual branch by
+# ``layer_scale``, which ConvNeXt builds as a constant (its ``layer_scale`` argument, 1e-6
+# in every torchvision ConvNeXt) and never draws at random: re-initialising it is filling
+# it with that constant again, which makes the block start near the identity as a freshly
+# built ConvNeXt does. Any other such parameter is an error rather than a guess.
+CONSTANT_PARAMETERS: dict[tuple[type, str], float] = {
+    (CNBlock, "layer_scale"): inspect.signature(ConvNeXt).parameters["layer_scale"].default,
+}
 
 
 def parameterised_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -47,18 +62,19 @@ def reinitialise_(module: nn.Module, seed: int) -> None:
     Conv and Linear layers are drawn exactly as their ``reset_parameters`` draws them, but
     from a CPU generator (so the weights do not depend on the device either); a normalisation
     layer's reset draws nothing. Any other layer runs its own ``reset_parameters`` under a
-    forked, seeded global RNG, the only way to seed code that reads the global RNG.
+    forked, seeded global RNG, the only way to seed code that reads the global RNG. A module
+    without one whose parameters are all in :data:`CONSTANT_PARAMETERS` gets those constants.
     """
     with torch.no_grad():
         if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
-            generator = torch.Generator().manual_seed(seed)
+            draws = generator(seed)
             weight = torch.empty(module.weight.shape)
-            nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=draws)
             module.weight.copy_(weight)
             if module.bias is not None:
                 fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
                 bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-                module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=generator))
+                module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=draws))
         elif hasattr(module, "reset_parameters"):
             device = next(module.parameters(recurse=False)).device
             devices = [device.index or 0] if device.type != "cpu" else []
@@ -67,7 +83,23 @@ def reinitialise_(module: nn.Module, seed: int) -> None:
                 torch.manual_seed(seed)
                 module.reset_parameters()
         else:
-            raise ValueError(f"cannot re-initialise {type(module).__name__}: it has no reset_parameters()")
+            parameters = dict(module.named_parameters(recurse=False))
+            fills = {name: _constant_fill(module, name) for name in parameters}
+            unknown = [name for name, fill in fills.items() if fill is None]
+            if unknown:
+                raise ValueError(
+                    f"cannot re-initialise {type(module).__name__}: it has no reset_parameters() and no known "
+                    f"initial value for {', '.join(unknown)}"
+                )
+            for name, parameter in parameters.items():
+                parameter.fill_(fills[name])
+
+
+def _constant_fill(module: nn.Module, name: str) -> Optional[float]:
+    for (kind, parameter_name), value in CONSTANT_PARAMETERS.items():
+        if isinstance(module, kind) and name == parameter_name:
+            return value
+    return None
 
 
 def measured_layers(count: int, max_layers: Optional[int], layer_stride: int) -> list[int]:
@@ -75,6 +107,9 @@ def measured_layers(count: int, max_layers: Optional[int], layer_stride: int) ->
     of the top ``max_layers``, and always the deepest of them."""
     if layer_stride < 1:
         raise ValueError(f"layer_stride must be at least 1, got {layer_stride}")
+    if max_layers is not None and max_layers < 1:
+        # no randomised layer would leave only the unchanged model, whose similarity is ~1
+        raise ValueError(f"max_layers must be at least 1 (or None for every layer), got {max_layers}")
     depth = count if max_layers is None else min(count, max_layers)
     chosen = list(range(0, depth, layer_stride))
     if depth and chosen[-1] != depth - 1:
@@ -137,15 +172,16 @@ def _references(maps: Mapping[str, Tensor], methods: Sequence[Method], x: Tensor
     return {m.name: Reference(maps[m.name].to(x.device), measures, hog_cell=hog_cell) for m in methods}
 
 
-def _check(modes: Sequence[str], chunk_size: int) -> tuple[str, ...]:
+def _check_modes(modes: Sequence[str]) -> tuple[str, ...]:
     modes = tuple(modes)
     if not modes or any(m not in MODES for m in modes):
-        from signed_saliency.errors import UserError
-
         raise UserError(f"randomisation modes must be among {', '.join(MODES)}, got {modes}")
+    return modes
+
+
+def _check_chunk_size(chunk_size: int) -> None:
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    return modes
 
 
 @register(
@@ -186,9 +222,12 @@ def randomisation(
     maps) pay for it once. ``progress`` hears of each model whose maps are compared.
     """
     del ground_truth
-    modes = _check(modes, chunk_size)
+    modes = _check_modes(modes)
+    _check_chunk_size(chunk_size)
     measures = check_measures(measures)
     indices = measured_layers(len(parameterised_layers(model)), max_layers, layer_stride)
+    if not indices:
+        raise ValueError(f"{type(model).__name__} has no layer with parameters of its own to re-initialise")
     target = target.to(x.device)
     references = _references(maps, methods, x, measures, hog_cell)
     steps = 1 + len(modes) * len(indices)
@@ -210,7 +249,7 @@ def randomisation(
                 curve = torch.stack(values, dim=1)
                 variant = f"{mode}/{measure}"
                 outputs[name].curves[variant] = Curve(x=grid, y=curve)
-                outputs[name].values[variant] = curve[:, 1:].nanmean(dim=1) if curve.shape[1] > 1 else curve[:, 0]
+                outputs[name].values[variant] = curve[:, 1:].nanmean(dim=1)
     return outputs
 
 
@@ -236,14 +275,12 @@ def random_logit(
     """
     del ground_truth
     measures = check_measures(measures)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    _check_chunk_size(chunk_size)
     with evaluation_mode(model), torch.no_grad():
         num_classes = model(x[:1]).shape[1]
     if num_classes < 2:
         return {method.name: MetricOutput() for method in methods}
-    generator = torch.Generator().manual_seed(seed)
-    draw = torch.randint(num_classes - 1, (len(x),), generator=generator)
+    draw = torch.randint(num_classes - 1, (len(x),), generator=generator(seed))
     target_cpu = target.cpu()
     other = (draw + (draw >= target_cpu).long()).to(x.device)
     references = _references(maps, methods, x, measures, hog_cell)

@@ -172,7 +172,7 @@ def impute_batch(
     return filled
 
 
-@register("road", family="perturbation", higher_is_better=True, curve_x="fraction of pixels imputed")
+@register("road", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels imputed")
 def road(
     model: nn.Module,
     x: Tensor,

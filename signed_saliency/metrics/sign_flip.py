@@ -62,7 +62,7 @@ def move_pixels(x: Tensor, mask: Tensor, moves: Tensor, regime: str, eps: float)
     return torch.where(mask, moved, x)
 
 
-@register("sign-flip", family="perturbation", higher_is_better=True, curve_x="fraction of pixels moved")
+@register("sign-flip", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels moved")
 def sign_flip(
     model: nn.Module,
     x: Tensor,

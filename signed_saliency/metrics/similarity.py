@@ -29,6 +29,8 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
+from signed_saliency.errors import UserError
+
 MEASURES = ("spearman", "spearman-abs", "ssim", "hog")
 
 
@@ -59,16 +61,9 @@ def _standardised(values: Tensor) -> Tensor:
 
 
 def _correlate(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise Pearson correlation of rows already :func:`_standardised` (a
+    :class:`Reference` standardises its own side once); NaN where either row was constant."""
     return (a * b).sum(dim=1).clamp(-1, 1).float()
-
-
-def pearson(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise Pearson correlation of (N,L) tensors; NaN where a row is constant."""
-    return _correlate(_standardised(a), _standardised(b))
-
-
-def spearman(a: Tensor, b: Tensor) -> Tensor:
-    return pearson(average_ranks(a.flatten(1)), average_ranks(b.flatten(1)))
 
 
 def _scaled(maps: Tensor) -> Tensor:
@@ -152,8 +147,6 @@ def check_measures(measures: Iterable[str]) -> tuple[str, ...]:
     measures = tuple(measures)
     unknown = [m for m in measures if m not in MEASURES]
     if unknown:
-        from signed_saliency.errors import UserError
-
         raise UserError(f"unknown similarity measure {', '.join(map(repr, unknown))}; valid: {', '.join(MEASURES)}")
     return measures
 

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 
 from torch import nn
 
-from signed_saliency.registry import Registry
+from signed_saliency.registry import Registry, describe
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,7 @@ class ModelSpec:
 
 
 def _build_model(*, name: str, fn: Callable, description: Optional[str] = None) -> ModelSpec:
-    doc = (fn.__doc__ or "").strip().splitlines()
-    return ModelSpec(name=name, fn=fn, description=description or (doc[0] if doc else ""))
+    return ModelSpec(name=name, fn=fn, description=describe(fn, description))
 
 
 registry: Registry[ModelSpec] = Registry("model", _build_model)
