@@ -41,8 +41,9 @@ from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, defaul
 from benchmarks.plan import Group, Shard, find_shard, make_group, parse_shard_spec, save_shard, select_groups, stable_hash
 from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.datasets.core import GroundTruth, ImageSet
-from signed_saliency.engine import predict, score_batch
+from signed_saliency.engine import score_batch
 from signed_saliency.errors import UserError
+from signed_saliency.methods.core import predict
 from signed_saliency.metrics.core import Metric, Progress
 from signed_saliency.metrics.perturbation import forward_model
 from signed_saliency.training import TrainConfig
@@ -323,16 +324,16 @@ def execute(
     timer: StageTimer,
     quiet: bool,
     deadline: Optional[float] = None,
-    archived: frozenset[str] = frozenset(),
+    finished: frozenset[str] = frozenset(),
     after_metric: Callable[[int], None] = lambda computed: None,
 ) -> int:
-    """Compute every shard neither on disk nor ``archived``, batch by batch; return how many
+    """Compute every shard not in ``finished`` (relative paths), batch by batch; return how many
     were computed, as ``after_metric`` also hears after each metric call. Past ``deadline`` (a ``time.perf_counter()`` value) no new metric starts:
     a metric's methods finish together, so its tables compare them on the same images,
     and at 224 px one batch under every metric is an hour on 2 cores, too coarse a step."""
     by_dataset = {item.run.name: item for item in prepared}
     pending_by_group = [
-        (group, [shard for shard in group.shards if not is_held(shard, out, archived)])
+        (group, [shard for shard in group.shards if shard.relative_path not in finished])
         for group in groups
     ]
     total = sum(len(pending) for _, pending in pending_by_group)
@@ -570,7 +571,10 @@ def run_config(
     groups = build_plan(config, prepared)
     write_plan(out, config, groups, prepared)
     archived = frozenset(archive.shards_held(out))
-    begun = frozenset((group.dataset, group.batch) for group in groups if any(is_held(s, out, archived) for s in group.shards))
+    # looked up once: the execution order, the work and the report's count all start from it
+    finished = frozenset(shard.relative_path for group in groups for shard in group.shards if is_held(shard, out, archived))
+    begun = frozenset((group.dataset, group.batch) for group in groups
+                      if any(shard.relative_path in finished for shard in group.shards))
     picked = execution_order([group for group in select_groups(groups, shard_index, shard_count) if compute(group)],
                              config.seed, begun)
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"  # unique within the second too
@@ -579,13 +583,13 @@ def run_config(
         record = report.run_record(timer.seconds, time.perf_counter() - started, computed)
         report.record_unreported_run(out, run_id, record)
 
-    computed = execute(picked, prepared, config, out, device, timer, args.quiet, deadline, archived, record_progress)
+    computed = execute(picked, prepared, config, out, device, timer, args.quiet, deadline, finished, record_progress)
     if shard_count > 1:
         if not args.quiet:
             print(f"slice {shard_index}/{shard_count} done in {out}; once every slice is done, rerun without --shard "
                   "on the same folder to report, or merge separate folders with: python -m benchmarks.report DIR ...")
         return
-    held = sum(is_held(shard, out, archived) for group in groups for shard in group.shards)
+    held = len(finished) + computed
     if not held:
         print(f"note: {config.name}: nothing computed yet, so no report", file=sys.stderr)
         return

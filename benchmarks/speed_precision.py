@@ -19,7 +19,7 @@ from benchmarks.data import load_images
 from benchmarks.run import load_model
 from benchmarks.speed import fastest_seconds, suite_parser
 from signed_saliency import datasets, methods, metrics
-from signed_saliency.engine import predict
+from signed_saliency.methods.core import predict
 from signed_saliency.metrics.perturbation import forward_model
 
 PERTURBATION_METRICS = [name for name in metrics.names() if metrics.get(name).forward_only]

@@ -16,6 +16,7 @@ function receives its own leaf copy of the batch from :func:`explain`, so it may
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from typing import Optional
 
 import torch
@@ -128,9 +129,7 @@ def last_feature_map(model: nn.Module, x: Tensor) -> nn.Module:
     finally:
         for hook in hooks:
             hook.remove()
-    calls: dict[int, int] = {}
-    for module, _ in finished:
-        calls[id(module)] = calls.get(id(module), 0) + 1
+    calls = Counter(id(module) for module, _ in finished)
     for module, output in reversed(finished):
         # a module run twice (a ResNet block's ReLU) has no single output to weigh
         if calls[id(module)] == 1 and isinstance(output, Tensor) and output.dim() == 4 and output.shape[-2:].numel() > 1:

@@ -106,19 +106,19 @@ def deletion_paper(
     return output
 
 
-def deletion_order(maps: Tensor, method, baseline: str) -> Tensor:
-    """What ranks the pixels deleted towards ``baseline``: the map itself, except for a
-    signed map, which claims that its positive pixels raise the score when brightened and
-    its negative ones when darkened. Deleting to black darkens, so the most positive go
-    first; to white brightens, so the most negative; towards a mean or blurred image, which
-    moves some pixels up and others down, the largest either way."""
-    if method.direction != "signed":
-        return maps
-    if baseline == "black":
-        return maps
-    if baseline == "white":
-        return -maps
-    return maps.abs()
+# How a map's values rank the pixels to delete, by name (see :func:`deletion_ranking`).
+RANKINGS = {"map": lambda maps: maps, "negated": torch.neg, "magnitude": torch.abs}
+
+
+def deletion_ranking(direction: str, baseline: str) -> str:
+    """Which of :data:`RANKINGS` orders the pixels deleted towards ``baseline``: the map
+    itself, except for a signed map, which claims that its positive pixels raise the score
+    when brightened and its negative ones when darkened. Deleting to black darkens, so the
+    most positive go first; to white brightens, so the most negative; towards a mean or
+    blurred image, which moves some pixels up and others down, the largest either way."""
+    if direction != "signed" or baseline == "black":
+        return "map"
+    return "negated" if baseline == "white" else "magnitude"
 
 
 # Revision 2 for signed maps: deleting to white ranked them most positive first, against
@@ -143,7 +143,7 @@ def deletion(
     """Fair deletion: exactly round(k/steps * H*W) pixels deleted at step k, for every map.
 
     Pixels go in decreasing map value, ties (zeros included) in a random order drawn from
-    ``seed``. A signed map is read by its claim (see :func:`deletion_order`). Deleted
+    ``seed``. A signed map is read by its claim (see :func:`deletion_ranking`). Deleted
     pixels take the baseline's value in every channel: ``black``, ``white``, ``mean``
     (the per-channel ``mean`` setting) or ``blur`` (the image blurred, ``blur_kernel``,
     ``blur_sigma``). By default the baselines the direction implies (increase: black,
@@ -161,7 +161,12 @@ def deletion(
     xs = grid([k / steps for k in range(steps + 1)])
     output = MetricOutput()
     with scoring(model, x, target, maps) as (x, target, maps):
-        places = {name: positions(rank_pixels(deletion_order(maps, method, name), generator(seed))) for name in chosen}
+        rankings = {name: deletion_ranking(method.direction, name) for name in chosen}
+        # one sort per distinct ranking, not per baseline: most maps rank every baseline alike
+        places = {
+            ranking: positions(rank_pixels(RANKINGS[ranking](maps), generator(seed)))
+            for ranking in dict.fromkeys(rankings.values())
+        }
         fills = {
             name: baseline_image(x, name, mean=mean, blur_kernel=blur_kernel, blur_sigma=blur_sigma)
             for name in chosen
@@ -169,7 +174,7 @@ def deletion(
         original = forward_batches(model, [x])[0]
         reference = original.argmax(dim=1)
         batches = (
-            replace_pixels(x, first_pixels(places[name], count, height, width), fills[name])
+            replace_pixels(x, first_pixels(places[rankings[name]], count, height, width), fills[name])
             for name in chosen
             for count in counts[1:]
         )
