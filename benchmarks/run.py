@@ -431,7 +431,9 @@ def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path,
     for item in prepared:
         for model in item.models.values():
             path = out / "examples" / f"{item.run.name}-{model.name}.pt"
-            key = stable_hash([item.images.indices.tolist(), model.sha256, method_names, config.examples])
+            # revisions too: a fixed method's maps must not be drawn from a cache of the old ones
+            revisions = [methods.get(name).revision for name in method_names]
+            key = stable_hash([item.images.indices.tolist(), model.sha256, method_names, revisions, config.examples])
             if path.is_file() and torch.load(path, weights_only=False).get("key") == key:
                 continue
             predicted_all = predict_all(model.module, item.images, config.batch_size, device)
