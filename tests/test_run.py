@@ -8,6 +8,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from benchmarks import plan as plan_module
 from benchmarks import report, run
@@ -97,6 +98,26 @@ def test_a_fixed_metric_is_recomputed_and_the_rest_reused(workspace, monkeypatch
     monkeypatch.setattr(run, "score_batch", lambda *a, **k: computed.extend([a[6].name] * len(a[5])) or real_score(*a, **k))
     run_ok("--config", config(), "--out", str(tmp / "a"))
     assert computed == ["sparseness"] * 4  # 2 batches x 2 methods; deletion's shards reused
+
+
+def test_a_fixed_method_redraws_the_example_maps(workspace, monkeypatch):
+    tmp, config = workspace
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    examples = tmp / "a" / "examples" / "signed-shapes-cnn.pt"
+    old = torch.load(examples, weights_only=False)
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    assert torch.load(examples, weights_only=False)["key"] == old["key"]  # unchanged: the cache holds
+
+    def fixed_positive(model, x, target):
+        return torch.ones(x.shape[0], *x.shape[2:])
+
+    fixed = dataclasses.replace(methods.get("positive"), revision=2, fn=fixed_positive, needs="model")
+    monkeypatch.setitem(methods.registry._entries, "positive", fixed)
+    run_ok("--config", config(), "--out", str(tmp / "a"))
+    new = torch.load(examples, weights_only=False)
+    assert new["key"] != old["key"]
+    assert torch.equal(new["maps"]["positive"], torch.ones_like(old["maps"]["positive"]))
+    assert torch.equal(new["maps"]["saliency"], old["maps"]["saliency"])
 
 
 def test_bf16_forwards_recompute_only_the_perturbation_metrics(workspace):
