@@ -11,6 +11,9 @@ A method declares what its map claims, and metrics read that instead of its name
   carry meaning).
 - ``score``: ``logit`` (S_c) or ``margin`` (S_c minus the best other logit).
 
+The runner keys finished work by a method's name and ``revision``: a change to what a
+registered method computes or claims raises its revision, so its old results recompute.
+
 A method function receives what its ``needs`` names:
 
 - ``"gradients"``: a :class:`ClassGradients` holding dS_c/dI of the target class;
