@@ -428,11 +428,11 @@ def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path,
     method_names = config.method_names()
     if config.examples < 1:
         return
+    # revisions too: a fixed method's maps must not be drawn from a cache of the old ones
+    revisions = [methods.get(name).revision for name in method_names]
     for item in prepared:
         for model in item.models.values():
             path = out / "examples" / f"{item.run.name}-{model.name}.pt"
-            # revisions too: a fixed method's maps must not be drawn from a cache of the old ones
-            revisions = [methods.get(name).revision for name in method_names]
             key = stable_hash([item.images.indices.tolist(), model.sha256, method_names, revisions, config.examples])
             if path.is_file() and torch.load(path, weights_only=False).get("key") == key:
                 continue
