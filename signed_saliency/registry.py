@@ -7,6 +7,7 @@ keeping a list of its own.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from typing import Callable, Generic, Iterator, Optional, TypeVar
 
@@ -22,6 +23,13 @@ def describe(fn: Callable, description: Optional[str] = None) -> str:
         return description
     doc = (fn.__doc__ or "").strip().splitlines()
     return doc[0] if doc else ""
+
+
+def check_choice(entry: str, key: str, value: object, valid: tuple[str, ...]) -> None:
+    """A one-line UserError, naming the entry and the valid values, for a declared value
+    (a method's direction, a metric's family) that is not one of ``valid``."""
+    if value not in valid:
+        raise UserError(f"{entry}: {key} must be one of {', '.join(valid)}, got {value!r}")
 
 
 class UnknownNameError(UserError, KeyError):
@@ -61,7 +69,7 @@ class Registry(Generic[T]):
 
     def add(self, name: str, entry: T) -> T:
         if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is registered twice")
+            raise UserError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
         return entry
 
@@ -73,6 +81,17 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return list(self._entries)
+
+    @contextlib.contextmanager
+    def override(self, *entries: T) -> Iterator[None]:
+        """Within the block, ``entries`` stand in for the registered entries of their names
+        (for tests and notebooks: a fixed revision, a stub); afterwards the originals return."""
+        originals = {entry.name: self.get(entry.name) for entry in entries}
+        self._entries.update({entry.name: entry for entry in entries})
+        try:
+            yield
+        finally:
+            self._entries.update(originals)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

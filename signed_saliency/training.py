@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from signed_saliency import models
 from signed_saliency.datasets.core import ImageSet
-from signed_saliency.methods.core import evaluation_mode
+from signed_saliency.runtime import evaluation_mode
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from signed_saliency import metrics
+from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
 from signed_saliency.metrics.road import impute, impute_batch, system_groups
 
@@ -105,7 +106,7 @@ def test_road_removes_most_then_least_relevant_pixels():
 
 
 def test_road_rejects_removing_everything(tiny_cnn):
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="fractions must be a non-empty list of items each a fraction in"):
         metrics.get("road")(
             tiny_cnn,
             torch.rand(1, 3, 8, 8),

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from signed_saliency.metrics.core import Curve, MetricOutput, register
+from signed_saliency.metrics.core import Curve, MetricOutput, above, at_least, odd_size, register
 from signed_saliency.metrics.perturbation import (
     baseline_image,
     class_scores,
     first_pixels,
     forward_batches,
-    generator,
     grid,
     normalised_auc,
     pixel_counts,
@@ -22,6 +21,7 @@ from signed_saliency.metrics.perturbation import (
     stack_scores,
     to_cpu,
 )
+from signed_saliency.runtime import generator
 
 
 def insertion_orders(maps: Tensor, direction: str) -> dict[str, Tensor]:
@@ -37,7 +37,8 @@ def insertion_orders(maps: Tensor, direction: str) -> dict[str, Tensor]:
     return {"highest-first": maps}
 
 
-@register("insertion", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels inserted")
+@register("insertion", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels inserted",
+          checks={"steps": at_least(1), "blur_kernel": odd_size, "blur_sigma": above(0)})
 def insertion(
     model: nn.Module,
     x: Tensor,
@@ -58,8 +59,6 @@ def insertion(
     order of :func:`insertion_orders`, ties broken at random from ``seed``. Per variant
     the probability curve over the inserted fraction 0..1 and its normalised AUC.
     """
-    if steps < 1:
-        raise ValueError("steps must be at least 1")
     height, width = maps.shape[-2:]
     fractions = [k / steps for k in range(steps + 1)]
     counts = pixel_counts(fractions, height * width)

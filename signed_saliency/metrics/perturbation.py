@@ -7,7 +7,6 @@ batch and reads the target class's score. The pieces here are the only copies of
 - :func:`rank_pixels` / :func:`first_pixels`: pixel orders with seeded random tie-breaks;
 - :func:`baseline_image` / :func:`replace_pixels`: what a removed pixel becomes;
 - :func:`forward_batches`: model calls over the perturbation steps, grouped or split by memory;
-- :class:`LowPrecisionForward`: a copy of the model for those calls in bf16, where faster;
 - :func:`class_scores`: probability, logit, margin and allegiance from the logits;
 - :func:`normalised_auc` and :func:`default_baselines`.
 
@@ -17,8 +16,6 @@ A map ``(N,H,W)`` scores pixels, and every channel of a pixel moves together.
 from __future__ import annotations
 
 import contextlib
-import copy
-import warnings
 from typing import Iterable, Iterator, Optional, Sequence
 
 import torch
@@ -26,21 +23,14 @@ from torch import Tensor, nn
 from torchvision.transforms.functional import gaussian_blur
 
 from signed_saliency.errors import UserError
-from signed_saliency.methods.core import Method, evaluation_mode
+from signed_saliency.methods.core import Method
+from signed_saliency.runtime import evaluation_mode, model_device
 
 # Input elements per model call: 32 images at 3x224x224, so 64 such images (and their
 # activations) take a few GB, while small images are grouped across steps to fill a call.
 FORWARD_ELEMENTS = 32 * 3 * 224 * 224
 
 BASELINES = ("black", "white", "mean", "blur")
-
-
-def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return fallback
 
 
 @contextlib.contextmanager
@@ -50,11 +40,6 @@ def scoring(model: nn.Module, *tensors: Tensor) -> Iterator[tuple[Tensor, ...]]:
     device = model_device(model, tensors[0].device if tensors else torch.device("cpu"))
     with evaluation_mode(model), torch.inference_mode():
         yield tuple(t.to(device) for t in tensors)
-
-
-def generator(seed: int) -> torch.Generator:
-    # A CPU generator gives the same draws whatever device the model is on.
-    return torch.Generator().manual_seed(int(seed))
 
 
 def _random_keys(shape: Sequence[int], gen: torch.Generator, device: torch.device) -> Tensor:
@@ -156,41 +141,6 @@ def _split_call(model: nn.Module, batch: Tensor, max_elements: int) -> Tensor:
     # gets its own dtype only at the call, and its logits come back as float32.
     dtype = _input_dtype(model) or batch.dtype
     return torch.cat([model(chunk.to(dtype)).float() for chunk in batch.split(size)])
-
-
-PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-class LowPrecisionForward(nn.Module):
-    """A copy of ``model`` that runs under autocast to ``dtype`` on channels-last inputs and
-    returns float32 logits: for the forward-only passes of the perturbation metrics.
-
-    On a CPU with AMX (and on GPUs) this made ResNet18 at 224 px about 2.5x and the paper
-    CNN at 224 px about 5x faster, with deletion AUCs moving by well under the tables'
-    precision (``python -m benchmarks.speed precision`` measures both); at 32 px it is slower.
-    The copy keeps the model that computes the maps in float32 and its default layout.
-    """
-
-    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.bfloat16):
-        super().__init__()
-        self.model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        self.dtype = dtype
-
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.autocast(x.device.type, dtype=self.dtype):
-            return self.model(x.contiguous(memory_format=torch.channels_last)).float()
-
-
-def forward_model(model: nn.Module, precision: str) -> nn.Module:
-    """``model`` itself for ``"float32"``, else a :class:`LowPrecisionForward` copy."""
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if precision == "float32":
-        return model
-    # torch's own test of the CPU; without native bf16 it is emulated, several times slower
-    if model_device(model, torch.device("cpu")).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        warnings.warn(f"this CPU has no native bf16: precision {precision!r} will be slower than 'float32'", stacklevel=2)
-    return LowPrecisionForward(model, PRECISIONS[precision])
 
 
 def forward_batches(
