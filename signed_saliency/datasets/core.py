@@ -92,6 +92,11 @@ class DatasetSpec:
     evaluation_split: str
     has_ground_truth: bool = False
     description: str = ""
+    # where a split is read from under a root: ``source(split, root) -> path or None`` (None:
+    # not there yet); a dataset without it is generated, with no files to fingerprint
+    source: Optional[Callable[[str, Optional[Path]], Optional[Path]]] = field(default=None, repr=False)
+    # ``download(split, root)`` fetches a missing split; only benchmarks.data calls it (``--download``)
+    download: Optional[Callable[[str, Path], None]] = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:

@@ -15,23 +15,22 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from signed_saliency.metrics.core import Curve, MetricOutput, above, at_least, each, fraction, odd_size, one_of, optional, register
+from signed_saliency.metrics.core import MetricOutput, above, at_least, each, fraction, odd_size, one_of, optional, register
 from signed_saliency.metrics.perturbation import (
     BASELINES,
     baseline_image,
     class_scores,
+    curves_output,
     default_baselines,
     first_pixels,
     forward_batches,
     grid,
-    normalised_auc,
     pixel_counts,
     positions,
     rank_pixels,
     replace_pixels,
     scoring,
     stack_scores,
-    to_cpu,
 )
 from signed_saliency.runtime import generator
 
@@ -86,7 +85,6 @@ def deletion_paper(
     """
     chosen = tuple(baselines) if baselines is not None else default_baselines(method)
     xs = grid(fractions)
-    output = MetricOutput()
     with scoring(model, x, maps) as (x, maps):
         masks = paper_masks(maps, fractions).unsqueeze(2)
         reference = forward_batches(model, [x])[0].argmax(dim=1)
@@ -99,10 +97,7 @@ def deletion_paper(
             name: torch.stack([lg.argmax(dim=1) == reference for lg in logits[i * steps : (i + 1) * steps]], dim=1)
             for i, name in enumerate(chosen)
         }
-    for name, curve in to_cpu(kept).items():
-        output.curves[name] = Curve(xs, curve)
-        output.values[name] = torch.trapezoid(curve, xs, dim=1)
-    return output
+    return curves_output(xs, kept, area=lambda xs, curve: torch.trapezoid(curve, xs, dim=1))
 
 
 # How a map's values rank the pixels to delete, by name (see :func:`deletion_ranking`).
@@ -158,7 +153,6 @@ def deletion(
     height, width = maps.shape[-2:]
     counts = pixel_counts([k / steps for k in range(steps + 1)], height * width)
     xs = grid([k / steps for k in range(steps + 1)])
-    output = MetricOutput()
     with scoring(model, x, target, maps) as (x, target, maps):
         rankings = {name: deletion_ranking(method.direction, name) for name in chosen}
         # one sort per distinct ranking, not per baseline: most maps rank every baseline alike
@@ -185,7 +179,4 @@ def deletion(
                 [start] + [class_scores(lg, target, reference) for lg in logits[i * steps : (i + 1) * steps]]
             )
             curves.update({f"{name}/{score}": curve for score, curve in scores.items()})
-    for key, curve in to_cpu(curves).items():
-        output.curves[key] = Curve(xs, curve)
-        output.values[key] = normalised_auc(xs, curve)
-    return output
+    return curves_output(xs, curves)

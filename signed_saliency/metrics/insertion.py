@@ -5,21 +5,20 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from signed_saliency.metrics.core import Curve, MetricOutput, above, at_least, odd_size, register
+from signed_saliency.metrics.core import MetricOutput, above, at_least, odd_size, register
 from signed_saliency.metrics.perturbation import (
     baseline_image,
     class_scores,
+    curves_output,
     first_pixels,
     forward_batches,
     grid,
-    normalised_auc,
     pixel_counts,
     positions,
     rank_pixels,
     replace_pixels,
     scoring,
     stack_scores,
-    to_cpu,
 )
 from signed_saliency.runtime import generator
 
@@ -63,7 +62,6 @@ def insertion(
     fractions = [k / steps for k in range(steps + 1)]
     counts = pixel_counts(fractions, height * width)
     xs = grid(fractions)
-    output = MetricOutput()
     with scoring(model, x, target, maps) as (x, target, maps):
         blurred = baseline_image(x, "blur", blur_kernel=blur_kernel, blur_sigma=blur_sigma)
         gen = generator(seed)
@@ -85,7 +83,4 @@ def insertion(
             )["probability"]
             for i, name in enumerate(orders)
         }
-    for name, curve in to_cpu(curves).items():
-        output.curves[name] = Curve(xs, curve)
-        output.values[name] = normalised_auc(xs, curve)
-    return output
+    return curves_output(xs, curves)

@@ -16,7 +16,7 @@ A map ``(N,H,W)`` scores pixels, and every channel of a pixel moves together.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
+from signed_saliency.metrics.core import Curve, MetricOutput
 from signed_saliency.runtime import evaluation_mode, model_device
 
 # Input elements per model call: 32 images at 3x224x224, so 64 such images (and their
@@ -203,6 +204,18 @@ def normalised_auc(x: Tensor, y: Tensor) -> Tensor:
     if len(x) < 2:
         return y[..., 0]
     return torch.trapezoid(y, x, dim=-1) / (x[-1] - x[0])
+
+
+def curves_output(
+    xs: Tensor, curves: dict[str, Tensor], area: Callable[[Tensor, Tensor], Tensor] = normalised_auc
+) -> MetricOutput:
+    """A metric's output from its per-image curves over ``xs`` (copied to the CPU, see
+    :func:`to_cpu`), each curve's ``area`` its value under the same variant name."""
+    output = MetricOutput()
+    for key, curve in to_cpu(curves).items():
+        output.curves[key] = Curve(xs, curve)
+        output.values[key] = area(xs, curve)
+    return output
 
 
 def grid(values: Sequence[float]) -> Tensor:
