@@ -109,7 +109,13 @@ def examples_key(path: Path) -> Optional[str]:
 def save_examples(path: Path, payload: dict[str, Any]) -> None:
     import torch
 
-    write_atomically(path, lambda temporary: torch.save(payload, temporary))
+    def write(temporary: Path) -> None:
+        # through a handle: given a path, torch names the archive's records after the file,
+        # here a random temporary name, so the same examples would differ byte for byte
+        with open(temporary, "wb") as handle:
+            torch.save(payload, handle)
+
+    write_atomically(path, write)
 
 
 def example_files(directory: Path) -> list[Path]:
