@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from benchmarks import archive, statistics
+from benchmarks import archive, meta, statistics
 from benchmarks.files import write_atomically
 from benchmarks.plan import find_shard, load_shard, metric_of
 from signed_saliency.errors import UserError
@@ -188,6 +188,7 @@ def build_report(directories: list[Path], out: Path, *, figures: bool = True) ->
               f"against {REFERENCE}) is empty: add {REFERENCE} to --methods for the paired tests", file=sys.stderr)
     significance = statistics.significance(scores, reference=REFERENCE)
     _write_csv(significance, out / "significance.csv")
+    meta.write_meta(out, scores, plan)
     if figures:
         from benchmarks import figures as figure_module
 
