@@ -173,16 +173,17 @@ def agreement_figure(pairs: pd.DataFrame, families: dict[str, str], title: str) 
         return None
     distance = squareform(1.0 - matrix.fillna(0.0).to_numpy(), checks=False)
     linkage = hierarchy.linkage(distance, method="average")
+    # colours from every family in the plan, so a family has one colour in every panel
     palette = dict(zip(sorted(set(families.values())), sns.color_palette("Set2", len(set(families.values())))))
     colours = pd.Series({metric: palette[families[metric]] for metric in matrix.index}, name="family")
     size = 2.5 + 0.45 * len(matrix)
     grid = sns.clustermap(
         matrix, row_linkage=linkage, col_linkage=linkage, mask=matrix.isna(), cmap="vlag", vmin=-1, vmax=1,
         center=0, annot=True, fmt=".2f", annot_kws={"size": 7}, row_colors=colours, figsize=(size, size),
-        dendrogram_ratio=0.12,
+        dendrogram_ratio=0.12, cbar_pos=(0.02, 0.93, 0.12, 0.02), cbar_kws={"orientation": "horizontal"},
     )
-    for family, colour in palette.items():
-        grid.ax_col_dendrogram.bar(0, 0, color=colour, label=family, linewidth=0)
+    for family in dict.fromkeys(families[metric] for metric in matrix.index):
+        grid.ax_col_dendrogram.bar(0, 0, color=palette[family], label=family, linewidth=0)
     grid.ax_col_dendrogram.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
     grid.figure.suptitle(title, y=1.02)
     return grid.figure
