@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,12 +72,11 @@ def headline(scores: pd.DataFrame) -> pd.DataFrame:
     docstring), with non-finite values as NaN (undefined on that image: a constant map has
     no Spearman)."""
     variant = scores["variant"].fillna("").astype(str)
-    order = pd.Categorical(variant, categories=list(dict.fromkeys(variant)), ordered=True).codes
-    rows = scores.assign(variant=variant, variant_order=order)
-    first = rows.sort_values("variant_order", kind="stable").drop_duplicates(CELL)[CELL + ["variant"]]
-    chosen = rows.merge(first, on=CELL + ["variant"]).drop(columns="variant_order")
+    order = pd.Series(pd.factorize(variant)[0], index=scores.index)  # codes in order of first appearance
+    first = order.groupby([scores[key] for key in CELL], sort=False).transform("min")
+    chosen = scores.assign(variant=variant)[order == first]
     value = chosen["value"].astype(float)
-    return chosen.assign(value=value.where(np.isfinite(value)))
+    return chosen.assign(value=value.where(np.isfinite(value))).reset_index(drop=True)
 
 
 def _orientation(metric: str, plan: dict[str, Any]) -> float:
@@ -95,10 +95,10 @@ def method_matrix(block: pd.DataFrame, sign: float) -> tuple[list[str], np.ndarr
 # ---------------------------------------------------------------- rankings and agreement
 
 
-def rankings(scores: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
-    """Per (dataset, model, metric) and method: the headline variant, its mean over the
-    finite values (summary.csv's mean), n, and its rank (1 = best; ties share the best rank)."""
-    rows = headline(scores)
+def rankings(rows: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
+    """Per (dataset, model, metric) and method of the :func:`headline` ``rows``: the variant,
+    its mean over the finite values (summary.csv's mean), n, and its rank (1 = best; ties
+    share the best rank)."""
     table = rows.groupby(CELL + ["variant"], sort=False)["value"].agg(mean="mean", n="count").reset_index()
     table = table[table["n"] > 0]
     sign = table["metric"].map(lambda metric: _orientation(metric, plan))
@@ -258,20 +258,20 @@ def stable_size(values: np.ndarray, rng: np.random.Generator, draws: int = DRAWS
     return float("nan")
 
 
-def reliability(scores: pd.DataFrame, plan: dict[str, Any], seed: int) -> pd.DataFrame:
-    """Per (dataset, model, metric): split-half tau (mean and 95% interval over SPLITS random
-    halves) and the images needed for a stable ranking (:func:`stable_size`). Each metric
-    draws from its own generator seeded by ``seed`` and its place, so adding a metric leaves
-    the others' numbers unchanged. Halves hold half the images, so split-half tau understates
-    the agreement that the full count would reach."""
-    rows = []
-    blocks = headline(scores).groupby(PANEL + ["metric"], sort=False)
+def reliability(rows: pd.DataFrame, plan: dict[str, Any], seed: int) -> pd.DataFrame:
+    """Per (dataset, model, metric) of the :func:`headline` ``rows``: split-half tau (mean and
+    95% interval over SPLITS random halves) and the images needed for a stable ranking
+    (:func:`stable_size`). Each metric draws from its own generator, seeded by ``seed`` and
+    its place, so adding a metric leaves the others' numbers unchanged. Halves hold half the
+    images, so split-half tau understates the agreement that the full count would reach."""
+    results = []
+    blocks = rows.groupby(PANEL + ["metric"], sort=False)
     for (dataset, model, metric), block in blocks:
         methods, values = method_matrix(block, _orientation(metric, plan))
         rng = np.random.default_rng([seed, *(_stable_hash(text) for text in (dataset, model, metric))])
         taus = split_half_taus(values, rng)
         defined = taus[np.isfinite(taus)]
-        rows.append({
+        results.append({
             "dataset": dataset, "model": model, "metric": metric, "metric_family": plan["metrics"][metric]["family"],
             "n_images": values.shape[1], "n_methods": len(methods),
             "split_half_tau": float(defined.mean()) if len(defined) else np.nan,
@@ -280,12 +280,12 @@ def reliability(scores: pd.DataFrame, plan: dict[str, Any], seed: int) -> pd.Dat
             "splits_undefined": int(len(taus) - len(defined)),
             "images_to_stable": stable_size(values, rng),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(results)
 
 
 def _stable_hash(text: str) -> int:
     """A seed word from a name that is the same in every process (Python's hash is salted)."""
-    return int.from_bytes(text.encode(), "little") % (2**32)
+    return zlib.crc32(text.encode())
 
 
 # ---------------------------------------------------------------- sanity and sign preference
@@ -398,6 +398,8 @@ def _reliability_words(reliable: pd.DataFrame) -> str:
 
 def _sanity_words(sane: pd.DataFrame) -> str:
     checked = sane.dropna(subset=["passes"])
+    if checked.empty:
+        return f"- Sanity: not checkable ({'; '.join(dict.fromkeys(sane['reason']))})."
     failed = checked[~checked["passes"].astype(bool)]
     reasons = [f"{row.metric} ({'random not last' if not row.random_last else ''}"
                f"{', ' if not row.random_last and not row.edge_below_gradient_maps else ''}"
@@ -430,9 +432,10 @@ def _save_png(figure: plt.Figure, path: Path) -> None:
 def write_meta(folder: Path, scores: pd.DataFrame, plan: dict[str, Any]) -> None:
     """Write ``<folder>/meta/``: the CSVs, one heatmap per (dataset, model), and README.md."""
     out = folder / "meta"
-    ranked = rankings(scores, plan)
+    rows = headline(scores)
+    ranked = rankings(rows, plan)
     pairs = agreement(ranked)
-    reliable = reliability(scores, plan, seed=int(plan["config"]["seed"]))
+    reliable = reliability(rows, plan, seed=int(plan["config"]["seed"]))
     sane = sanity(ranked)
     preference = sign_preference(ranked)
     for name, frame in (("rankings", ranked), ("agreement", pairs), ("reliability", reliable), ("sanity", sane),

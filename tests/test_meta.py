@@ -58,7 +58,7 @@ def test_rankings_follow_each_metrics_higher_is_better():
     scores = scores_from({"rises": {"saliency": 1, "positive": 3, "random": 2},
                           "falls": {"saliency": 1, "positive": 3, "random": 2}})
 
-    ranked = meta.rankings(scores, PLAN).set_index(["metric", "method"])["rank"]
+    ranked = meta.rankings(meta.headline(scores), PLAN).set_index(["metric", "method"])["rank"]
 
     assert ranked["rises"].to_dict() == {"positive": 1, "random": 2, "saliency": 3}
     assert ranked["falls"].to_dict() == {"saliency": 1, "random": 2, "positive": 3}
@@ -72,7 +72,7 @@ def test_agreement_is_kendalls_tau_of_the_oriented_rankings():
         "noise": dict(zip(methods, [2, 1, 4, 3])),
     })
 
-    pairs = meta.agreement(meta.rankings(scores, PLAN)).set_index(["metric_a", "metric_b"])
+    pairs = meta.agreement(meta.rankings(meta.headline(scores), PLAN)).set_index(["metric_a", "metric_b"])
 
     assert pairs.loc[("rises", "falls"), "tau"] == pytest.approx(1.0)
     expected = stats.kendalltau([1, 2, 3, 4], [2, 1, 4, 3]).statistic
@@ -83,7 +83,7 @@ def test_agreement_is_kendalls_tau_of_the_oriented_rankings():
 def test_agreement_is_undefined_over_fewer_than_three_common_methods():
     scores = scores_from({"rises": {"saliency": 1, "positive": 2, "random": 0}, "falls": {"saliency": 1, "positive": 2}})
 
-    pair = meta.agreement(meta.rankings(scores, PLAN)).iloc[0]
+    pair = meta.agreement(meta.rankings(meta.headline(scores), PLAN)).iloc[0]
 
     assert pair["n_methods"] == 2 and np.isnan(pair["tau"])
 
@@ -118,16 +118,16 @@ def test_subset_means_skip_missing_values():
 def test_reliability_tells_a_separating_metric_from_noise():
     methods = ["saliency", "positive", "negative", "gradient", "edge", "random"]
     scores = scores_from({"rises": {method: rank for rank, method in enumerate(methods)},
-                          "noise": {method: 0.0 for method in methods}}, n_images=200, spread=0.5)
+                          "noise": {f"method-{index}": 0.0 for index in range(20)}}, n_images=200, spread=0.5)
 
-    reliable = meta.reliability(scores, PLAN, seed=0).set_index("metric")
+    reliable = meta.reliability(meta.headline(scores), PLAN, seed=0).set_index("metric")
 
     assert reliable.loc["rises", "split_half_tau"] == 1.0
     assert reliable.loc["rises", "images_to_stable"] <= 20
     assert abs(reliable.loc["noise", "split_half_tau"]) < 0.2
     assert reliable.loc["noise", "split_half_low"] < 0 < reliable.loc["noise", "split_half_high"]
     assert np.isnan(reliable.loc["noise", "images_to_stable"])
-    pd.testing.assert_frame_equal(meta.reliability(scores, PLAN, seed=0).set_index("metric"), reliable)
+    pd.testing.assert_frame_equal(meta.reliability(meta.headline(scores), PLAN, seed=0).set_index("metric"), reliable)
 
 
 def test_sanity_checks_the_controls_and_says_why_it_cannot():
@@ -137,7 +137,7 @@ def test_sanity_checks_the_controls_and_says_why_it_cannot():
         "noise": {"saliency": 1, "edge": 0},  # no random
     })
 
-    sane = meta.sanity(meta.rankings(scores, PLAN)).set_index("metric")
+    sane = meta.sanity(meta.rankings(meta.headline(scores), PLAN)).set_index("metric")
 
     assert sane.loc["rises", "passes"] and sane.loc["rises", "gradient_map_ranks"] == "saliency 3, gradient 2"
     assert sane.loc["falls", "random_last"] and not sane.loc["falls", "edge_below_gradient_maps"]
@@ -149,7 +149,7 @@ def test_sanity_checks_the_controls_and_says_why_it_cannot():
 def test_sign_preference_counts_one_sided_maps_above_the_magnitude_map():
     scores = scores_from({"rises": {"saliency": 2, "positive": 3, "negative": 1, "gradient": 4, "random": 0}})
 
-    preference = meta.sign_preference(meta.rankings(scores, PLAN)).iloc[0]
+    preference = meta.sign_preference(meta.rankings(meta.headline(scores), PLAN)).iloc[0]
 
     assert preference["reference"] == "saliency" and preference["reference_rank"] == 3
     assert preference["one_sided_above"] == 1 and preference["n_one_sided"] == 2
@@ -177,3 +177,15 @@ def test_write_meta_writes_every_table_and_the_same_small_figure_twice(tmp_path)
     readme = (tmp_path / "first" / "meta" / "README.md").read_text()
     assert "## toy / cnn" in readme and "## toy / resnet18" in readme
     assert len(pd.read_csv(tmp_path / "first" / "meta" / "agreement.csv")) == 3
+
+
+def test_write_meta_copes_with_two_methods_and_no_controls(tmp_path):
+    scores = scores_from({"rises": {"saliency": 1, "positive": 2}, "falls": {"saliency": 1, "positive": 2}}, n_images=8)
+
+    meta.write_meta(tmp_path, scores, PLAN)
+
+    assert np.isnan(pd.read_csv(tmp_path / "meta" / "agreement.csv")["tau"]).all()
+    sane = pd.read_csv(tmp_path / "meta" / "sanity.csv")
+    assert sane["passes"].isna().all() and sane["reason"].eq("random not scored; edge not scored").all()
+    assert (tmp_path / "meta" / "agreement-toy-cnn.png").is_file()
+    assert "Sanity: not checkable (random not scored; edge not scored)" in (tmp_path / "meta" / "README.md").read_text()
