@@ -117,10 +117,13 @@ def rankings(rows: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
 
 
 def _in_plan_order(frame: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
-    """Metrics and methods as categories in the plan's order (rows keep their dataset order)."""
+    """Metrics and methods as categories in the plan's order, any others after them (rows keep
+    their dataset order)."""
     return frame.assign(
-        metric=pd.Categorical(frame["metric"], categories=list(plan["metrics"]), ordered=True),
-        method=pd.Categorical(frame["method"], categories=list(plan["methods"]), ordered=True),
+        metric=pd.Categorical(frame["metric"], categories=list(dict.fromkeys([*plan["metrics"], *frame["metric"]])),
+                              ordered=True),
+        method=pd.Categorical(frame["method"], categories=list(dict.fromkeys([*plan["methods"], *frame["method"]])),
+                              ordered=True),
         dataset=pd.Categorical(frame["dataset"], categories=list(dict.fromkeys(frame["dataset"])), ordered=True),
         model=pd.Categorical(frame["model"], categories=list(dict.fromkeys(frame["model"])), ordered=True),
     )

@@ -64,6 +64,14 @@ def test_rankings_follow_each_metrics_higher_is_better():
     assert ranked["falls"].to_dict() == {"saliency": 1, "random": 2, "positive": 3}
 
 
+def test_rankings_keep_a_method_the_plan_does_not_list():
+    scores = scores_from({"rises": {"saliency": 1, "plugin-map": 2}})
+
+    ranked = meta.rankings(meta.headline(scores), PLAN)
+
+    assert ranked["method"].tolist() == ["plugin-map", "saliency"] and ranked["method_family"].tolist() == ["", "paper"]
+
+
 def test_agreement_is_kendalls_tau_of_the_oriented_rankings():
     methods = ["saliency", "positive", "negative", "gradient"]
     scores = scores_from({
