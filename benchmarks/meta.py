@@ -201,7 +201,7 @@ def batched_kendall_tau(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     Written here because scipy's kendalltau takes one pair per call (about 0.5 ms), and a
     metric's reliability needs about a thousand; tests check it against scipy."""
     rows, columns = np.triu_indices(first.shape[0], k=1)
-    sign_first = np.sign(first[rows] - first[columns])  # item pairs x columns; NaN where an item is
+    sign_first = np.sign(first[rows] - first[columns])  # item pairs x columns; NaN where an item is missing
     sign_second = np.sign(second[rows] - second[columns])
     valid = np.isfinite(sign_first) & np.isfinite(sign_second)
     pairs = valid.sum(axis=0)
