@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from benchmarks import figures, statistics, store
+from benchmarks import figures, meta, statistics, store
 from benchmarks.files import write_atomically
 from benchmarks.plugins import import_plugins
 from benchmarks.store import archive
@@ -115,6 +115,7 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
               f"against {REFERENCE}) is empty: add {REFERENCE} to --methods for the paired tests", file=sys.stderr)
     significance = statistics.significance(scores, reference=REFERENCE)
     _write_csv(significance, out / "significance.csv")
+    meta.write_meta(out, scores, plan)
     if draw_figures:
         figures.draw_all(out, scores, collected.curve_means, plan)
     return terminal_summary(summary, plan)
