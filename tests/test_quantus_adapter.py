@@ -282,3 +282,13 @@ def test_quantus_agrees_with_the_native_metric_of_the_same_definition(batch, our
     theirs = metrics.get(ours)(model, x, target, maps, method, ground_truth=truth).values[""]
     mine = metrics.get(native)(model, x, target, maps, method, ground_truth=truth).values[variant]
     torch.testing.assert_close(theirs, mine, rtol=1e-4, atol=1e-5)
+
+
+def test_engine_scores_quantus_names_as_tidy_rows(batch):
+    from signed_saliency import evaluate
+
+    model, x, target, _ = batch
+    scores = evaluate(model, x, target, methods=["saliency", "positive"], metrics=["quantus:Sparseness", "sparseness"])
+    wide = scores.pivot_table(index=["method", "image"], columns="metric", values="value")
+    assert len(wide) == 8
+    np.testing.assert_allclose(wide["quantus:Sparseness"], wide["sparseness"], rtol=1e-4)
