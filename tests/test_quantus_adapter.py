@@ -292,3 +292,17 @@ def test_engine_scores_quantus_names_as_tidy_rows(batch):
     wide = scores.pivot_table(index=["method", "image"], columns="metric", values="value")
     assert len(wide) == 8
     np.testing.assert_allclose(wide["quantus:Sparseness"], wide["sparseness"], rtol=1e-4)
+
+
+def test_runs_inside_a_callers_inference_mode(batch):
+    # MPRT re-initialises layers in place and MaxSensitivity re-explains: neither works in inference mode
+    model, x, target, _ = batch
+    method = methods.get("gradient")
+    expected = {name: metrics.get(name)(model, x, target, method(model, x, target), method, nr_samples=2).values
+                for name in ("quantus:SmoothMPRT", "quantus:MaxSensitivity")}
+    with torch.inference_mode():
+        x, maps = x.clone(), method(model, x, target).clone()
+        for name, values in expected.items():
+            got = metrics.get(name)(model, x, target, maps, method, nr_samples=2).values
+            assert list(got) == [""]
+            torch.testing.assert_close(got[""], values[""])

@@ -379,7 +379,10 @@ class QuantusCall:
         if spec.explains:
             call["explain_func"] = explain_func(self.method)
         kwargs = quantus_kwargs(self.name, tuple(self.x.shape[1:]), self.settings, seed=self.seed)
-        with evaluation_mode(self.model), seeded(self.seed, device), quantus_fixes(self.x.shape[1]):
+        # out of inference mode, which a caller may be in: Quantus re-initialises layers in
+        # place and our explain_func takes gradients
+        with evaluation_mode(self.model), torch.inference_mode(False), seeded(self.seed, device), \
+                quantus_fixes(self.x.shape[1]):
             if self.name == "RandomLogit":
                 with torch.no_grad():
                     kwargs["num_classes"] = int(self.model(self.x[:1].to(device)).shape[1])
