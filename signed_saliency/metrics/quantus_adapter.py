@@ -26,8 +26,10 @@ Curve metrics (PixelFlipping, Selectivity, RegionPerturbation, ROAD) add their p
 curves and take as value Quantus's own per-image area (trapezoid, dx=1; ROAD: the mean
 accuracy over its percentages). A metric that fails on a batch is retried image by image;
 an image that still fails gets NaN in ``""`` and a 1 in variant ``error/<exception class>``
-(0 on the batch's other images), so a report counts both and the run goes on. Bad
-settings fail when the Quantus class is built, before any image, as a UserError.
+(0 on the batch's other images), so a report counts both and the run goes on. A setting
+that the Quantus class refuses when it is built is a UserError before any image; one that
+Quantus only checks against the data (a ``subset_size`` larger than the image, say) fails
+every image that way.
 
 What differs from calling Quantus with its defaults, and why (each is checked in
 tests/test_quantus_adapter.py):
