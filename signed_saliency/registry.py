@@ -57,6 +57,9 @@ class Registry(Generic[T]):
         self.kind = kind
         self._build = build
         self._entries: dict[str, T] = {}
+        # prefix -> resolve(name): entries built on first use, e.g. "quantus:<Metric>"
+        self._resolvers: dict[str, Callable[[str], T]] = {}
+        self._resolved: dict[str, T] = {}
 
     def register(self, name: str, **metadata) -> Callable[[Callable], Callable]:
         """Decorator: ``@registry.register("name", key=value, ...)`` on a function."""
@@ -73,11 +76,24 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def add_resolver(self, prefix: str, resolve: Callable[[str], T]) -> None:
+        """Let :meth:`get` build the entry of any name starting with ``prefix`` on first use
+        (``resolve(name)`` returns it, or raises :class:`UnknownNameError` listing the names
+        it knows), for families too large or too slow to import to register one by one.
+        Resolved entries are not in :meth:`names`: that lists what is registered."""
+        if prefix in self._resolvers:
+            raise ValueError(f"{self.kind} prefix {prefix!r} has a resolver already")
+        self._resolvers[prefix] = resolve
+
     def get(self, name: str) -> T:
-        try:
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(self.kind, name, self.names()) from None
+        for prefix, resolve in self._resolvers.items():
+            if name.startswith(prefix):
+                if name not in self._resolved:
+                    self._resolved[name] = resolve(name)
+                return self._resolved[name]
+        raise UnknownNameError(self.kind, name, self.names())
 
     def names(self) -> list[str]:
         return list(self._entries)
