@@ -102,6 +102,7 @@ def train_model(
     default_dest = SHIPPED_CHECKPOINTS if shipped else out
     dest = Path(dest) if dest is not None else default_dest / f"{stem}.pt"
 
+    described = device_description(device)  # read before training: a failure here must not cost the run
     trainer = Trainer(network, train, config, device)
     resume = out / RESUME_FILE
     seconds = 0.0  # training time over every session of this run
@@ -166,7 +167,7 @@ def train_model(
         **({"test_accuracy_by_epoch": accuracy_by_epoch} if accuracy_by_epoch else {}),
         "weights_dtype": "float16",
         "device": device,
-        **device_description(device),
+        **described,
         "threads": torch.get_num_threads(),
         "train_seconds": round(seconds, 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -15,6 +15,8 @@ as it changes, and computes exactly the shards the paper config plans):
 5. ``suite``: ``python -m benchmarks.run --config paper-suite`` for this model on its 500
    images, every metric but ROAD by default (ROAD's solves are CPU work: they run as well
    on the CPU machines, and the archive joins the rows);
+   each part runs as several ``--shard i/n`` slices side by side (the suite's similarity
+   measures are single-threaded CPU work in each run), then one run reports them all;
 6. ``pack``: the weights split under the 16 MiB limit, their manifest, the parts' archived
    rows, a report of every stage and the log, into ``$OUT`` (at most 8 files).
 
@@ -69,6 +71,7 @@ class Settings:
     deadline: float  # time.time() after which nothing may run but pack
     pack_seconds: float
     report_seconds: dict[str, float]  # what a benchmarks.run report needs after its last metric
+    slices: dict[str, int]  # benchmarks.run --shard slices run side by side, per part
     limit: Optional[int]
     track_test_accuracy: bool
     images: dict[str, Optional[int]]  # --n-images per part (None: the config's)
@@ -90,46 +93,58 @@ class Settings:
 def stream(command: list[str], stop_at: float, on_line: Callable[[str], None] = lambda line: None) -> str:
     """Run ``command``, print its output line by line with timestamps, stop it at
     ``stop_at`` (``time.time()``); return "done", "failed (exit N)" or "stopped for time"."""
-    log("$ " + " ".join(command))
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
-    lines: queue.Queue[Optional[str]] = queue.Queue()
+    return stream_all([command], stop_at, on_line)
 
-    def read() -> None:
+
+def stream_all(commands: list[list[str]], stop_at: float, on_line: Callable[[str], None] = lambda line: None) -> str:
+    """:func:`stream` for commands run side by side, each line marked with its command's number."""
+    for command in commands:
+        log("$ " + " ".join(command))
+    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0) for c in commands]
+    lines: queue.Queue[tuple[int, Optional[str]]] = queue.Queue()
+
+    def read(number: int, process: subprocess.Popen) -> None:
         buffer = b""
         for block in iter(lambda: process.stdout.read(4096), b""):
             # progress bars end their updates with \r: each update becomes a line
             *complete, buffer = re.split(rb"[\r\n]", buffer + block)
             for line in complete:
                 if line.strip():
-                    lines.put(line.decode(errors="replace"))
+                    lines.put((number, line.decode(errors="replace")))
         if buffer.strip():
-            lines.put(buffer.decode(errors="replace"))
-        lines.put(None)
+            lines.put((number, buffer.decode(errors="replace")))
+        lines.put((number, None))
 
-    threading.Thread(target=read, daemon=True).start()
-    stopped = False
-    while True:
+    for number, process in enumerate(processes):
+        threading.Thread(target=read, args=(number, process), daemon=True).start()
+    running, stopped = len(processes), False
+    while running:
         try:
-            line = lines.get(timeout=1.0)
+            number, line = lines.get(timeout=1.0)
         except queue.Empty:
-            line = ""
+            number, line = 0, ""
         if line is None:
-            break
-        if line:
-            print(f"{stamp()}   {line}", flush=True)
+            running -= 1
+        elif line:
+            mark = f"[{number + 1}/{len(processes)}] " if len(processes) > 1 else ""
+            print(f"{stamp()}   {mark}{line}", flush=True)
             on_line(line)
         if not stopped and time.time() > stop_at:
-            log("the call's time is nearly up: stopping it (its finished work stays in the work folder)")
-            process.terminate()
+            log("the call's time is nearly up: stopping (finished work stays in the work folder)")
+            for process in processes:
+                process.terminate()
             stopped = True
-    try:
-        code = process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        code = process.wait()
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(timeout=20))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append(process.wait())
     if stopped:
         return "stopped for time"
-    return "done" if code == 0 else f"failed (exit {code})"
+    failed = [code for code in codes if code]
+    return f"failed (exit {failed[0]})" if failed else "done"
 
 
 class Job:
@@ -166,8 +181,10 @@ class Job:
         """Both splits into the image cache at once: each load decodes with 4 threads, and
         the train and tables stages then read the cache as a memory map."""
         code = "import sys; from benchmarks.data import load_images; load_images('imagenette', sys.argv[1], root=sys.argv[2])"
-        root = str(self.settings.data_root)
-        processes = [subprocess.Popen(self.python("-c", code, split, root)) for split in ("train", "val")]
+        root = self.settings.data_root
+        # a later lease, which finds the model trained, stages val alone
+        splits = [split for split in ("train", "val") if (root / "imagenette2-224" / split).is_dir()]
+        processes = [subprocess.Popen(self.python("-c", code, split, str(root))) for split in splits]
         codes = [process.wait() for process in processes]
         return "done" if not any(codes) else f"failed (exit {codes})"
 
@@ -220,21 +237,36 @@ class Job:
 
     def part(self, stage: str) -> str:
         """One part of the paper suite for this model through ``benchmarks.run``, stopped
-        in time for its report (which archives the finished shards) and the pack."""
+        in time for its report (which archives the finished shards) and the pack. With
+        ``slices`` > 1, that many ``--shard i/n`` runs share the GPU and the cores (the
+        suite's similarity measures and ROAD are single-threaded CPU work per run), then
+        one unsliced run computes nothing (``--stop-after`` has passed when it starts) and
+        reports every shard they finished."""
         s = self.settings
-        config = PARTS[stage]
-        report_seconds = s.report_seconds[stage]
-        minutes = (s.left() - s.pack_seconds - report_seconds) / 60
-        command = self.python(
-            "-m", "benchmarks.run", "--config", config, "--datasets", DATASET, "--models", s.model,
-            "--device", s.device, "--threads", str(s.threads), "--data-root", str(s.data_root),
-            "--out", str(s.work / config), "--stop-after", f"{minutes:.2f}",
-        )
-        if s.images.get(stage):
-            command += ["--n-images", str(s.images[stage])]
-        if stage == "suite" and s.suite_metrics:
-            command += ["--metrics", s.suite_metrics]
-        status = stream(command, s.deadline - s.pack_seconds)
+        config, slices = PARTS[stage], s.slices[stage]
+        minutes = (s.left() - s.pack_seconds - s.report_seconds[stage]) / 60
+
+        def command(stop_after: float, threads: int, *extra: str) -> list[str]:
+            line = self.python(
+                "-m", "benchmarks.run", "--config", config, "--datasets", DATASET, "--models", s.model,
+                "--device", s.device, "--threads", str(threads), "--data-root", str(s.data_root),
+                "--out", str(s.work / config), "--stop-after", f"{stop_after:.4g}", *extra,
+            )
+            if s.images.get(stage):
+                line += ["--n-images", str(s.images[stage])]
+            if stage == "suite" and s.suite_metrics:
+                line += ["--metrics", s.suite_metrics]
+            return line
+
+        if slices > 1:
+            threads = max(1, s.threads // slices)
+            status = stream_all([command(minutes, threads, "--shard", f"{i}/{slices}") for i in range(slices)],
+                                s.deadline - s.pack_seconds)
+            if status == "stopped for time":
+                return status
+            status = stream(command(0.001, s.threads), s.deadline - s.pack_seconds)
+        else:
+            status = stream(command(minutes, s.threads), s.deadline - s.pack_seconds)
         if status == "done":
             status = self.check_part(config)
         return status
@@ -255,8 +287,16 @@ class Job:
     # -- the run --------------------------------------------------------------------------
 
     def run(self, stages: list[str]) -> None:
+        import platform
+
+        import torch
+
         s = self.settings
-        log(f"job: stages {', '.join(stages)}; {s.left():.0f} s until this call must pack")
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        self.call["machine"] = {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
+                                "cpus": os.cpu_count()}
+        log(f"job: {gpu or 'no GPU'}, torch {torch.__version__}, {os.cpu_count()} cores; stages {', '.join(stages)}; "
+            f"{s.left():.0f} s until this call must pack")
         needs = {"table1": "train", "tables2-3": "train", "suite": "train"}
         minimum = {"decode": 10, "train": 30, "table1": 0, "tables2-3": 30, "suite": 30}
         for stage in stages:
@@ -363,6 +403,9 @@ def parse_args(argv: Optional[list[str]]) -> tuple[Settings, list[str]]:
     parser.add_argument("--pack-seconds", type=float, default=20)
     parser.add_argument("--tables-report-seconds", type=float, default=60, help="Tables 2-3's report after its last shard")
     parser.add_argument("--suite-report-seconds", type=float, default=120, help="the suite's report and examples")
+    parser.add_argument("--tables-slices", type=int, default=4, help="Tables 2-3 runs side by side (--shard i/n)")
+    parser.add_argument("--suite-slices", type=int, default=8,
+                        help="suite runs side by side (default 8: one 64-image batch each)")
     parser.add_argument("--work", type=Path, default=lease_root / "work")
     parser.add_argument("--data-root", type=Path, default=lease_root / "data")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", lease_root / "out")))
@@ -382,6 +425,7 @@ def parse_args(argv: Optional[list[str]]) -> tuple[Settings, list[str]]:
         data_root=args.data_root, cache=cache_dir(), out=args.out,
         deadline=call_started() + args.call_seconds - args.margin, pack_seconds=args.pack_seconds,
         report_seconds={"tables2-3": args.tables_report_seconds, "suite": args.suite_report_seconds},
+        slices={"tables2-3": args.tables_slices, "suite": args.suite_slices},
         limit=args.limit, track_test_accuracy=args.track_test_accuracy,
         images={"tables2-3": args.tables_images, "suite": args.suite_images}, suite_metrics=args.suite_metrics,
     )

@@ -17,7 +17,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$LEASE_ROOT" "$OUT"
 
 main() {
-  echo "[$(date -u +%T)] job.sh $mode: $(getconf _NPROCESSORS_ONLN) cores, $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo 'no GPU'), $($PYTHON -c 'import torch; print("torch", torch.__version__)')"
+  echo "[$(date -u +%T)] job.sh $mode: $(getconf _NPROCESSORS_ONLN) cores, $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo 'no GPU')"
   # the wheels the machine lacks (captum), once per machine
   if compgen -G ".whl/*.whl" >/dev/null && [ ! -e "$LEASE_ROOT/site/.installed" ]; then
     $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

@@ -134,6 +134,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     job_options = ["--device", "cpu", "--threads", "1", "--model", args.model, "--epochs", str(args.epochs),
                    "--tables-images", "2", "--suite-images", "2", "--suite-metrics", "sparseness,deletion-paper",
+                   "--tables-slices", "1", "--suite-slices", "2",
                    *args.job_options]
     started = time.time()
     result = rehearse(args.work, args.data_root or default_data_root(), args.chunks, args.per_class, job_options)
