@@ -97,7 +97,7 @@ def land_rows(files_at: Path, report: dict, results: Path) -> list[str]:
         return []
     landed = []
     started = datetime.fromtimestamp(report["calls"][-1]["started"], timezone.utc)
-    device_name = next((call["table1"]["device_name"] for call in report["calls"] if call.get("table1")), None)
+    device_name = report["calls"][-1].get("machine", {}).get("gpu")
     with tempfile.TemporaryDirectory() as temporary:
         unpacked = Path(temporary)
         with tarfile.open(join_parts(files_at, files, RESULTS_TAR, unpacked / RESULTS_TAR)) as tar:
