@@ -109,11 +109,12 @@ def land_rows(files_at: Path, report: dict, results: Path) -> list[str]:
             rows = archive.read(folder)
             archive.write(results / part, rows)
             # the device's runs, for the next report's manifest: their wall time by stage
-            manifest = folder / "manifest.json"
-            runs = json.loads(manifest.read_text()).get("runs", []) if manifest.is_file() else []
-            runs += [json.loads(path.read_text()) for path in sorted(folder.glob("run-unreported-*.json"))]
+            manifest_path = folder / "manifest.json"
+            manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+            runs = manifest.get("runs", []) + [json.loads(path.read_text())
+                                               for path in sorted(folder.glob("run-unreported-*.json"))]
             for number, run in enumerate(runs):
-                record = {**run, "device": "cuda", "device_name": device_name}
+                record = {**run, "device": manifest.get("device"), "device_name": device_name}
                 record.pop("reported", None)
                 name = f"run-unreported-{started:%Y%m%dT%H%M%S}-lease{number:02d}.json"
                 (results / part / name).write_text(json.dumps(record))
