@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
+import importlib.util
 import inspect
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Literal, Optional
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from signed_saliency.errors import UserError
 from signed_saliency.registry import Registry, describe
 
 DIRECTIONS = ("increase", "decrease", "magnitude", "signed")
 SCORES = ("logit", "margin")
 NEEDS = ("gradients", "all-gradients", "model")
+COSTS = ("quick", "slow")
 
 Direction = Literal["increase", "decrease", "magnitude", "signed"]
 Score = Literal["logit", "margin"]
 Needs = Literal["gradients", "all-gradients", "model"]
+Cost = Literal["quick", "slow"]
+
+# The module each method library installs, by its name on PyPI (what ``pip install`` takes
+# and what a method's ``library`` names); a library missing here imports as its own name.
+LIBRARY_MODULES = {"grad-cam": "pytorch_grad_cam"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,9 @@ class Method:
     map to its own, so computing both through :func:`explain` runs the parent once.
     ``split_signs`` (signed methods only) asks the registry for the two sign-split
     variants ``<name>-positive`` and ``<name>-negative``.
+    ``library`` is the PyPI name of the package that computes the map (None: this
+    project), imported by ``fn`` only when called; ``cost="slow"`` keeps a method out of
+    :func:`quick_names`, the quick default.
     """
 
     name: str
@@ -76,6 +89,8 @@ class Method:
     description: str = ""
     split_signs: bool = False
     parent: Optional[Method] = field(default=None, repr=False)
+    library: Optional[str] = None
+    cost: Cost = "quick"
     # raised by a fix that changes the method's maps: the runner's shard keys include it,
     # so rows computed from the old maps are recomputed rather than reused
     revision: int = 1
@@ -87,10 +102,18 @@ class Method:
             raise ValueError(f"method {self.name!r}: score must be one of {SCORES}, got {self.score!r}")
         if self.needs not in NEEDS:
             raise ValueError(f"method {self.name!r}: needs must be one of {NEEDS}, got {self.needs!r}")
+        if self.cost not in COSTS:
+            raise ValueError(f"method {self.name!r}: cost must be one of {COSTS}, got {self.cost!r}")
         if self.split_signs and self.direction != "signed":
             raise ValueError(f"method {self.name!r}: only a signed map can be split into signs, not {self.direction!r}")
         if self.parent is not None and self.parent.needs != self.needs:
             raise ValueError(f"method {self.name!r}: a derived method needs what its parent needs")
+
+    def require_library(self) -> None:
+        """A one-line error naming the package to install when ``library`` is missing,
+        found without importing it (importing captum or zennit takes seconds)."""
+        if self.library is not None and importlib.util.find_spec(_library_module(self.library)) is None:
+            raise UserError(f"method {self.name!r} needs the {self.library} package: pip install {self.library}")
 
     def __call__(self, model: nn.Module, x: Tensor, target: Optional[Tensor] = None) -> Tensor:
         return explain(model, x, target, [self])[self.name]
@@ -131,6 +154,8 @@ def sign_split(parent: Method) -> tuple[Method, Method]:
             description=f"{relu} the {parent.name} map: {parent.description}",
             parent=parent,
             revision=parent.revision,
+            library=parent.library,
+            cost=parent.cost,
         )
         for suffix, direction, part, relu in variants
     )
@@ -171,6 +196,51 @@ registry = MethodRegistry("method", _build_method)
 register = registry.register
 get = registry.get
 names = registry.names
+
+
+def quick_names() -> list[str]:
+    """Every registered method but those declared ``cost="slow"``: the quick default."""
+    return [method.name for method in registry if method.cost != "slow"]
+
+
+def _library_module(library: str) -> str:
+    return LIBRARY_MODULES.get(library, library.replace("-", "_"))
+
+
+def library_versions(chosen: Optional[Iterable[Method | str]] = None) -> dict[str, Optional[str]]:
+    """``{PyPI name: installed version, or None}`` of the libraries that compute the
+    ``chosen`` methods (every registered one by default), for a run's manifest; read from
+    the installed packages' metadata, so nothing is imported."""
+    chosen = registry if chosen is None else [get(m) if isinstance(m, str) else m for m in chosen]
+    versions: dict[str, Optional[str]] = {}
+    for library in sorted({m.library for m in chosen if m.library is not None}):
+        try:
+            versions[library] = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            versions[library] = None
+    return versions
+
+
+class UnsupportedModelError(UserError):
+    """A method that cannot explain this architecture (e.g. captum's LRP and a ResNet's
+    skip connections); a runner may skip the (method, model) pair and say why."""
+
+
+@contextlib.contextmanager
+def seeded_random(x: Tensor, seed: int) -> Iterator[None]:
+    """torch's and numpy's global random states seeded with ``seed`` for the duration (torch
+    on the CPU and on ``x``'s GPU), then restored: a sampling method's map is reproducible
+    and its call leaves the caller's random streams alone. captum's samplers draw from
+    both (GradientShap's baselines and path points from numpy, noise from torch)."""
+    devices = [x.device] if x.device.type == "cuda" else []
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)
 
 
 @contextlib.contextmanager
@@ -265,6 +335,8 @@ def explain(
     """
     chosen = [get(m) if isinstance(m, str) else m for m in methods]
     _check_batch(x, target)
+    for method in chosen:
+        method.require_library()
     needs = {m.needs for m in chosen}
     grads: Optional[ClassGradients] = None
     if needs & {"gradients", "all-gradients"}:
