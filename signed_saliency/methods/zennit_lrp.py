@@ -40,7 +40,7 @@ def _relevance(composite_name: str, model: nn.Module, x: Tensor, target: Tensor)
 
 register(
     "lrp-epsilon-plus", direction="signed", family="propagation", library="zennit", split_signs=False,
-    description="LRP, zennit's EpsilonPlus: z+ in convolutions, epsilon in dense layers; signed, but one sign per image (no sign split).",
+    description="LRP, zennit's EpsilonPlus: z+ in convolutions, epsilon in dense layers; signed, but one-signed on a deep net, so not split.",
 )(functools.partial(_relevance, "EpsilonPlus"))
 register(
     "lrp-epsilon-alpha2-beta1", direction="signed", family="propagation", library="zennit",
