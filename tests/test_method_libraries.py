@@ -38,9 +38,9 @@ LIBRARY_METHODS = {
     "lrp-epsilon-alpha2-beta1": ("zennit", "signed", "propagation"),
 }
 SLOW = {"lime", "kernel-shap", "score-cam"}
-# fewer samples than the defaults: the test checks shapes and values, not quality
-FEWER_SAMPLES = {"lime": {"samples": 20}, "kernel-shap": {"samples": 20}, "gradient-shap": {"samples": 4},
-                 "smoothgrad-squared": {"samples": 4}, "vargrad": {"samples": 4}}
+# fewer samples and patches than the defaults: the test checks shapes and values, not quality
+LIGHTER_SETTINGS = {"lime": {"samples": 20}, "kernel-shap": {"samples": 20}, "gradient-shap": {"samples": 4},
+                    "smoothgrad-squared": {"samples": 4}, "vargrad": {"samples": 4}, "occlusion": {"patch_fraction": 1 / 4}}
 
 
 def test_library_methods_declare_their_library_claims_and_cost():
@@ -96,7 +96,7 @@ def test_importing_the_library_loads_neither_zennit_nor_grad_cam():
 def test_every_library_method_runs_on_the_shipped_cifar10_cnn():
     model, _ = load_checkpoint(ROOT / "results/paper/checkpoints/cifar10-cnn.pt", {"dataset": "cifar10"})
     x = datasets.get("cifar10").load(split="sample").floats(slice(0, 2))
-    chosen = [methods.get(name).configure(**FEWER_SAMPLES.get(name, {})) for name in LIBRARY_METHODS]
+    chosen = [methods.get(name).configure(**LIGHTER_SETTINGS.get(name, {})) for name in LIBRARY_METHODS]
     maps = methods.explain(model, x, None, chosen)
     for name, value in maps.items():
         assert value.shape == (2, 32, 32) and value.dtype == torch.float32, name
