@@ -88,7 +88,9 @@ class RunConfig:
 
     def chosen_methods(self) -> list[Method]:
         """The methods the config names, patterns expanded, in registration order per pattern."""
-        return [methods.get(name) for name in _expand(self.methods, methods.names(), "method")]
+        # "*" leaves out the methods declared slow (one model fit or hundreds of passes per
+        # image); a name or a pattern still takes them
+        return [methods.get(name) for name in _expand(self.methods, methods.names(), "method", methods.quick_names())]
 
     def chosen_metrics(self) -> list[Metric]:
         return [metrics.get(name) for name in _expand(self.metrics, metrics.names(), "metric")]
@@ -145,12 +147,13 @@ class SuiteConfig:
     after: Optional[str] = None
 
 
-def _expand(chosen: list[str], registered: list[str], kind: str) -> list[str]:
+def _expand(chosen: list[str], registered: list[str], kind: str, everything: Optional[list[str]] = None) -> list[str]:
     """Names and timm-style patterns (``"smoothgrad*"``, fnmatch) to registered names, in
     the order chosen, each once; a name that is not registered is left for the registry to
-    report, and a pattern that matches nothing is an error."""
+    report, and a pattern that matches nothing is an error. ``"*"`` alone is
+    ``everything`` (default: every registered name)."""
     if ALL in chosen:
-        return registered
+        return registered if everything is None else everything
     names = []
     for entry in chosen:
         if any(character in entry for character in "*?["):

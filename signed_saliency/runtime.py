@@ -8,6 +8,7 @@ import copy
 import warnings
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -71,3 +72,20 @@ def forward_model(model: nn.Module, precision: str) -> nn.Module:
     if model_device(model, torch.device("cpu")).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         warnings.warn(f"this CPU has no native bf16: precision {precision!r} will be slower than 'float32'", stacklevel=2)
     return LowPrecisionForward(model, PRECISIONS[precision])
+
+
+@contextlib.contextmanager
+def seeded_random(x: Tensor, seed: int) -> Iterator[None]:
+    """torch's and numpy's global random states seeded with ``seed`` for the duration (torch
+    on the CPU and on ``x``'s GPU), then restored: a sampling method's map is reproducible
+    and its call leaves the caller's random streams alone. captum's samplers draw from
+    both (GradientShap's baselines and path points from numpy, noise from torch)."""
+    devices = [x.device] if x.device.type == "cuda" else []
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)

@@ -10,7 +10,7 @@ torch.set_num_threads(int(os.environ.get("SIGNED_SALIENCY_TEST_THREADS", "2")))
 
 from benchmarks.paths import default_data_root  # noqa: E402
 from benchmarks.train import write_checkpoint  # noqa: E402
-from signed_saliency import models  # noqa: E402
+from signed_saliency import methods, models  # noqa: E402
 from signed_saliency.models.checkpoints import half_state_dict  # noqa: E402
 
 
@@ -36,6 +36,28 @@ def tiny_cnn():
         torch.nn.Flatten(),
         torch.nn.Linear(8, 5),
     )
+
+
+@pytest.fixture
+def batch():
+    """Four seeded 3x16x16 images for ``tiny_cnn`` (a test module may define its own)."""
+    torch.manual_seed(4)
+    return torch.rand(4, 3, 16, 16)
+
+
+@pytest.fixture
+def target():
+    """A target class for each image of ``batch``."""
+    return torch.tensor([0, 3, 1, 4])
+
+
+@pytest.fixture
+def user_methods():
+    """Names registered by a test, removed afterwards so other tests see the stock registry."""
+    added = []
+    yield added
+    for name in added:
+        methods.registry.unregister(name)
 
 
 @pytest.fixture

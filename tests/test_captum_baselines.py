@@ -13,17 +13,6 @@ from signed_saliency.methods.core import largest_magnitude, max_magnitude
 BASELINES = ("integrated-gradients", "smoothgrad", "guided-backprop", "input-x-gradient", "grad-cam")
 
 
-@pytest.fixture
-def batch():
-    torch.manual_seed(4)
-    return torch.rand(4, 3, 16, 16)
-
-
-@pytest.fixture
-def target():
-    return torch.tensor([0, 3, 1, 4])
-
-
 def test_integrated_gradients_is_captums_from_a_black_image(tiny_cnn, batch, target):
     ours = methods.get("integrated-gradients").configure(n_steps=8, internal_batch_size=12)(tiny_cnn, batch, target)
     theirs = IntegratedGradients(tiny_cnn).attribute(batch, baselines=torch.zeros_like(batch), target=target, n_steps=8)

@@ -29,11 +29,18 @@ Every ``signed`` method also registers ``<name>-positive`` (increase: ReLU of th
 ``<name>-negative`` (decrease: ReLU of minus the map) by one rule, unless it is registered
 with ``split_signs=False``. ``method.configure(**options)`` returns a copy with other
 settings (``methods.get("integrated-gradients").configure(n_steps=64)``).
+
+A method computed by another package names it in ``library`` (its PyPI name: ``captum``,
+``zennit``, ``grad-cam``), which is imported only when the method runs; a missing one is a
+one-line error saying what to install. :func:`library_versions` reports their versions
+for a run's manifest. A method declared ``cost="slow"`` is left out of
+:func:`quick_names`, the quick default.
 """
 
 from __future__ import annotations
 
 from signed_saliency.methods.core import (
+    COSTS,
     DIRECTIONS,
     SCORES,
     ClassGradients,
@@ -41,7 +48,9 @@ from signed_saliency.methods.core import (
     class_gradients,
     explain,
     get,
+    library_versions,
     names,
+    quick_names,
     register,
     registry,
 )
@@ -56,6 +65,7 @@ import_module(f"{__name__}.gradients")
 import_submodules(__name__, __path__)
 
 __all__ = [
+    "COSTS",
     "DIRECTIONS",
     "SCORES",
     "ClassGradients",
@@ -63,7 +73,9 @@ __all__ = [
     "class_gradients",
     "explain",
     "get",
+    "library_versions",
     "names",
+    "quick_names",
     "register",
     "registry",
 ]

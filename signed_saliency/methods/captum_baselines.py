@@ -37,7 +37,7 @@ SMOOTHGRAD_SAMPLES_BATCH_SIZE = 5
 SMOOTHGRAD_SEED = 0
 
 
-@register("integrated-gradients", direction="signed", score="logit", family="baseline", needs="model")
+@register("integrated-gradients", direction="signed", score="logit", family="baseline", needs="model", library="captum")
 def integrated_gradients(
     model: nn.Module,
     x: Tensor,
@@ -53,7 +53,7 @@ def integrated_gradients(
     return largest_magnitude(attributions)
 
 
-@register("smoothgrad", direction="signed", score="logit", family="baseline", needs="model")
+@register("smoothgrad", direction="signed", score="logit", family="baseline", needs="model", library="captum")
 def smoothgrad(
     model: nn.Module,
     x: Tensor,
@@ -86,7 +86,7 @@ def smoothgrad(
     return largest_magnitude(attributions)
 
 
-@register("guided-backprop", direction="magnitude", score="logit", family="baseline", needs="model")
+@register("guided-backprop", direction="magnitude", score="logit", family="baseline", needs="model", library="captum")
 def guided_backprop(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     """Guided Backprop (Springenberg et al. 2015); magnitude: max over channels of |attribution|.
 
@@ -102,7 +102,7 @@ def guided_backprop(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         return max_magnitude(GuidedBackprop(model).attribute(x.requires_grad_(), target=target))
 
 
-@register("input-x-gradient", direction="signed", score="logit", family="baseline", needs="model")
+@register("input-x-gradient", direction="signed", score="logit", family="baseline", needs="model", library="captum")
 def input_x_gradient(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     """Input x Gradient (Shrikumar et al. 2016): x * dS_c/dI; signed, largest-magnitude channel."""
     return largest_magnitude(InputXGradient(model).attribute(x.requires_grad_(), target=target))
@@ -139,7 +139,7 @@ def last_feature_map(model: nn.Module, x: Tensor) -> nn.Module:
 
 # Revision 2: the layer was the last nn.Conv2d, before ResNet's batch norm and residual sum
 # (and a single cell at 32 px) and before the CNN's ReLU
-@register("grad-cam", direction="magnitude", score="logit", family="baseline", needs="model", revision=2)
+@register("grad-cam", direction="magnitude", score="logit", family="baseline", needs="model", library="captum", revision=2)
 def grad_cam(model: nn.Module, x: Tensor, target: Tensor, *, interpolate_mode: str = "bilinear") -> Tensor:
     """Grad-CAM (Selvaraju et al. 2017) on the last feature map the head pools, ReLU'd,
     upsampled to the input size; magnitude."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import importlib.util
 import inspect
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Literal, Optional, get_args
@@ -18,13 +20,24 @@ Direction = Literal["increase", "decrease", "magnitude", "signed"]
 Score = Literal["logit", "margin"]
 Needs = Literal["gradients", "all-gradients", "model"]
 # how reports group methods: the paper's maps, this project's extensions of them, published
-# baselines, their sign splits, controls, and a plugin's own
-Family = Literal["paper", "extension", "baseline", "sign-split", "control", "user", "other"]
+# baselines (and, from the field's libraries, by the kind of algorithm), their sign splits,
+# controls, and a plugin's own
+Family = Literal[
+    "paper", "extension", "baseline", "gradient", "propagation", "perturbation", "surrogate", "cam",
+    "sign-split", "control", "user", "other",
+]
+# "slow" methods (sampling or one model fit per image) stay out of the quick default's "*"
+Cost = Literal["quick", "slow"]
 
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 SCORES: tuple[str, ...] = get_args(Score)
 NEEDS: tuple[str, ...] = get_args(Needs)
 FAMILIES: tuple[str, ...] = get_args(Family)
+COSTS: tuple[str, ...] = get_args(Cost)
+
+# The module each method library installs, by its name on PyPI (what ``pip install`` takes
+# and what a method's ``library`` names); a library missing here imports as its own name.
+LIBRARY_MODULES = {"grad-cam": "pytorch_grad_cam"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,9 @@ class Method:
     map to its own, so computing both through :func:`explain` runs the parent once.
     ``split_signs`` (signed methods only) asks the registry for the two sign-split
     variants ``<name>-positive`` and ``<name>-negative``.
+    ``library`` is the PyPI name of the package that computes the map (None: this
+    project), imported by ``fn`` only when called; ``cost="slow"`` keeps a method out of
+    :func:`quick_names`, the quick default.
     """
 
     name: str
@@ -81,17 +97,26 @@ class Method:
     description: str = ""
     split_signs: bool = False
     parent: Optional[Method] = field(default=None, repr=False)
+    library: Optional[str] = None
+    cost: Cost = "quick"
     # raised by a fix that changes the method's maps: the runner's shard keys include it,
     # so rows computed from the old maps are recomputed rather than reused
     revision: int = 1
 
     def __post_init__(self) -> None:
-        for key, valid in (("direction", DIRECTIONS), ("score", SCORES), ("needs", NEEDS), ("family", FAMILIES)):
+        for key, valid in (("direction", DIRECTIONS), ("score", SCORES), ("needs", NEEDS), ("family", FAMILIES),
+                           ("cost", COSTS)):
             check_choice(f"method {self.name!r}", key, getattr(self, key), valid)
         if self.split_signs and self.direction != "signed":
             raise UserError(f"method {self.name!r}: only a signed map can be split into signs, not {self.direction!r}")
         if self.parent is not None and self.parent.needs != self.needs:
             raise UserError(f"method {self.name!r}: a derived method needs what its parent needs")
+
+    def require_library(self) -> None:
+        """A one-line error naming the package to install when ``library`` is missing,
+        found without importing it (importing captum or zennit takes seconds)."""
+        if self.library is not None and importlib.util.find_spec(_library_module(self.library)) is None:
+            raise UserError(f"method {self.name!r} needs the {self.library} package: pip install {self.library}")
 
     def __call__(self, model: nn.Module, x: Tensor, target: Optional[Tensor] = None) -> Tensor:
         return explain(model, x, target, [self])[self.name]
@@ -132,6 +157,8 @@ def sign_split(parent: Method) -> tuple[Method, Method]:
             description=f"{relu} the {parent.name} map: {parent.description}",
             parent=parent,
             revision=parent.revision,
+            library=parent.library,
+            cost=parent.cost,
         )
         for suffix, direction, part, relu in variants
     )
@@ -172,6 +199,34 @@ registry = MethodRegistry("method", _build_method)
 register = registry.register
 get = registry.get
 names = registry.names
+
+
+def quick_names() -> list[str]:
+    """Every registered method but those declared ``cost="slow"``: the quick default."""
+    return [method.name for method in registry if method.cost != "slow"]
+
+
+def _library_module(library: str) -> str:
+    return LIBRARY_MODULES.get(library, library.replace("-", "_"))
+
+
+def library_versions(chosen: Optional[Iterable[Method | str]] = None) -> dict[str, Optional[str]]:
+    """``{PyPI name: installed version, or None}`` of the libraries that compute the
+    ``chosen`` methods (every registered one by default), for a run's manifest; read from
+    the installed packages' metadata, so nothing is imported."""
+    chosen = registry if chosen is None else [get(m) if isinstance(m, str) else m for m in chosen]
+    versions: dict[str, Optional[str]] = {}
+    for library in sorted({m.library for m in chosen if m.library is not None}):
+        try:
+            versions[library] = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            versions[library] = None
+    return versions
+
+
+class UnsupportedModelError(UserError):
+    """A method that cannot explain this architecture (e.g. captum's LRP and a ResNet's
+    skip connections); a runner may skip the (method, model) pair and say why."""
 
 
 def predict(model: nn.Module, x: Tensor) -> Tensor:
@@ -254,6 +309,8 @@ def explain(
     """
     chosen = [get(m) if isinstance(m, str) else m for m in methods]
     _check_batch(x, target)
+    for method in chosen:
+        method.require_library()
     needs = {m.needs for m in chosen}
     grads: Optional[ClassGradients] = None
     if needs & {"gradients", "all-gradients"}:
