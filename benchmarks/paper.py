@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from benchmarks import statistics, table1
+from benchmarks import page, statistics, table1
 from benchmarks.files import write_atomically
 from benchmarks.report import collect, image_count, in_scores_order, read_plan, runs_still_held, terminal_summary
 from signed_saliency.errors import UserError
@@ -289,6 +289,7 @@ def write(out: Path, parts: list[Path]) -> str:
     write_atomically(out / "timings.md", lambda t: t.write_text(times_text))
     figures.draw_paper_figures(out / "figures", [part["folder"] for part in loaded], FIGURE_MAPS, FIGURE_ROWS,
                                RANDOMISATION_MEASURES)
+    page.write_page(out, parts)
     return "\n".join([accuracy_text, deletion_text, times_text])
 
 

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from benchmarks import archive, statistics
+from benchmarks import archive, page, statistics
 from benchmarks.files import write_atomically
 from benchmarks.plan import find_shard, load_shard, metric_of
 from signed_saliency.errors import UserError
@@ -192,6 +192,7 @@ def build_report(directories: list[Path], out: Path, *, figures: bool = True) ->
         from benchmarks import figures as figure_module
 
         figure_module.draw_all(out, scores, collected.curve_means, plan)
+    page.write_page(out)
     return terminal_summary(summary, plan)
 
 

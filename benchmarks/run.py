@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from benchmarks import archive, report
+from benchmarks import archive, page, report
 from benchmarks.config import DatasetRun, RunConfig, SuiteConfig, apply_overrides, load_config
 from benchmarks.files import write_atomically
 from benchmarks.paths import RESULTS_DIR, SHIPPED_CHECKPOINTS, cache_dir, default_data_root, portable
@@ -602,6 +602,7 @@ def run_config(
     report.write_manifest(out, config, prepared_checkpoints(prepared), device, timer.seconds,
                           time.perf_counter() - started, plugins=args.plugin, shards_computed=computed, shards_held=held,
                           run_id=run_id)
+    page.write_page(out)  # again: the page the report wrote had the previous run's manifest
     if show_summary:
         print(summary)
         print(f"\nresults in {out}")
