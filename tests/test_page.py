@@ -9,11 +9,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
-from benchmarks import report, run
+from benchmarks import figures, report, run
 from conftest import make_workspace
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
@@ -115,3 +119,84 @@ def test_the_page_renders_in_chromium_with_every_image(tiny_run, tmp_path):
     assert f'data-images="{len(parsed(tiny_run / "report.html").sources)}"' in dom
     pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=float)
     assert pixels.shape == (1600, 1280) and pixels.std() > 20  # text, tables and colour: not a blank page
+
+
+# --- the figures the page shows, on synthetic rows ---------------------------------------
+
+METHODS = {
+    "gradient": ("paper", "signed"), "saliency": ("paper", "magnitude"), "positive": ("paper", "increase"),
+    "negative": ("paper", "decrease"), "active": ("paper", "increase"), "inactive": ("paper", "decrease"),
+    "integrated-gradients": ("baseline", "signed"), "smoothgrad": ("baseline", "signed"),
+    "guided-backprop": ("baseline", "magnitude"), "input-x-gradient": ("baseline", "signed"),
+    "grad-cam": ("baseline", "magnitude"), "random": ("control", "magnitude"), "edge": ("control", "magnitude"),
+    **{f"{base}-{sign}": ("sign-split", direction) for base in ("gradient", "integrated-gradients", "smoothgrad")
+       for sign, direction in (("positive", "increase"), ("negative", "decrease"))},
+    "my-method": ("user", "increase"),
+}
+METHODS_META = {name: {"family": family, "direction": direction, "score": "logit"}
+                for name, (family, direction) in METHODS.items()}
+
+
+def curve_means(variants_of) -> pd.DataFrame:
+    """Per method, a straight mean curve over 3 points for each variant ``variants_of(direction)`` names."""
+    rows = [{"dataset": "d", "model": "m", "method": method, "metric": "metric", "variant": variant, "x": x,
+             "n": 4, "mean": index - x, "sem": 0.1}
+            for index, (method, (_, direction)) in enumerate(METHODS.items())
+            for variant in variants_of(direction) for x in (0.0, 0.5, 1.0)]
+    return pd.DataFrame(rows)
+
+
+def lines_of(figure) -> list[list]:
+    return [[line for line in axis.get_lines() if line.get_label() and not line.get_label().startswith("_")]
+            for axis in figure.axes if axis.get_visible() and axis.get_lines()]
+
+
+def labels_of(figure) -> set[str]:
+    return {line.get_label().split(" (")[0] for panel in lines_of(figure) for line in panel}
+
+
+def test_curve_panels_hold_at_most_seven_lines_in_distinct_colours_and_every_method_appears():
+    block = curve_means(lambda direction: ["black/probability", "white/probability"])
+    main = figures.curve_figure(block, METHODS_META, "deletion", "fraction deleted", False)
+    others = figures.families_figure(block, METHODS_META, "deletion", "fraction deleted", False)
+    for figure in (main, others):
+        for panel in lines_of(figure):
+            colours = [matplotlib.colors.to_hex(line.get_color()) for line in panel]
+            assert len(panel) <= 7 and len(set(colours)) == len(colours)
+        assert all(axis.get_ylabel().endswith("(lower is better)") for axis in figure.axes if axis.get_ylabel())
+    assert labels_of(main) == {"gradient", "saliency", "positive", "negative", "active", "inactive", "random"}
+    assert labels_of(others) == set(METHODS) - {"gradient", "positive", "negative", "active", "inactive"}
+    assert main.axes[0].get_title().startswith("black/probability\npixels set to black; target's softmax")
+    plt.close("all")
+
+
+def test_sign_flip_sets_each_map_against_its_claim_beside_magnitude_maps_moved_the_same_way():
+    def variants(direction: str) -> list[str]:
+        moves = ("darker", "brighter") if direction == "magnitude" else ("against", "along")
+        return [f"saturate/logit/{move}" for move in moves]
+
+    figure = figures.curve_figure(curve_means(variants), METHODS_META, "sign-flip", "fraction moved")
+    darken, brighten = (lines_of(figure)[index] for index in (0, 1))
+    assert {line.get_label() for line in darken} == {
+        "saliency (magnitude)", "random (magnitude)", "gradient (signed)", "positive (increase)", "active (increase)"}
+    assert {line.get_label() for line in brighten} == {
+        "saliency (magnitude)", "random (magnitude)", "gradient (signed)", "negative (decrease)", "inactive (decrease)"}
+    assert figure.axes[0].get_ylabel() == "change in target logit\n(lower is better)"
+    plt.close("all")
+
+
+def test_the_map_grid_has_a_row_for_every_method_and_a_colourbar_per_kind_of_map():
+    names = list(METHODS)
+    examples = {
+        "images": torch.zeros(3, 3, 8, 8, dtype=torch.uint8), "labels": torch.tensor([0, 1, 1]),
+        "predicted": torch.tensor([0, 1, 0]), "class_names": ["zero", "one"],
+        "maps": {name: torch.randn(3, 8, 8) for name in names},
+        "directions": {name: METHODS[name][1] for name in names},
+    }
+    figure = figures.qualitative_grid(examples, METHODS_META, "d-m")
+    rows = [axis.get_ylabel().split("\n")[0] for axis in figure.axes if axis.get_ylabel()]
+    assert rows == ["image", *names]
+    colourbars = [axis for axis in figure.axes if axis.get_label() == "<colorbar>"]
+    assert len(colourbars) == 2 and colourbars[0].get_xlim() == (-1.0, 1.0)
+    assert figure.axes[2].get_title(loc="center").endswith("pred: zero")  # wrong predictions are named
+    plt.close("all")
