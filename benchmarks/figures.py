@@ -491,8 +491,8 @@ def randomisation_figure(
             axis.tick_params(labelsize=7)
         axes[row, 0].set_ylabel(_y_label(measure, False, False), fontsize=8)
     _figure_legend(figure, axes.flat, shown, {})
-    figure.suptitle("Model-parameter randomisation (cascading): similarity to the trained model's map\n"
-                    "(mean, 95% band; " + "; ".join(f"{m}: {explain_variant(m)}" for m in measures) + ")", fontsize=9)
+    figure.suptitle("Model-parameter randomisation, cascading (layers re-initialised from the output down):\n"
+                    "similarity of each map to the trained model's (mean, 95% band)", fontsize=9)
     return figure
 
 
