@@ -337,6 +337,12 @@ def _figure_html(path: Path, prefix: str, caption: str) -> str:
     return figure
 
 
+def _curve_metric(stem: str, metrics: Sequence[str]) -> str:
+    """The metric a ``curves-{metric}-{dataset}-{model}`` figure draws ("" for another
+    figure); the longest name first, as one metric's name may start another's."""
+    return next((m for m in sorted(metrics, key=len, reverse=True) if stem.startswith(f"curves-{m}-")), "")
+
+
 def _caption(path: Path, plan: dict[str, Any]) -> str:
     from benchmarks.figures import curve_caption
 
@@ -344,9 +350,7 @@ def _caption(path: Path, plan: dict[str, Any]) -> str:
     for start, text in FIGURE_KINDS:
         if stem.startswith(start):
             if start == "curves-":
-                metric = next((m for m in sorted(plan["metrics"], key=len, reverse=True)
-                               if stem.startswith(f"curves-{m}-")), "")
-                return f"{curve_caption(metric, stem.endswith('-families'))} {text}"
+                return f"{curve_caption(_curve_metric(stem, plan['metrics']), stem.endswith('-families'))} {text}"
             return text
     return ""
 
@@ -363,8 +367,7 @@ def _figures_of(run: Folder, dataset: str, model: str) -> list[Path]:
         if stem.startswith("maps-"):
             return 0, 0, stem
         if stem.startswith("curves-"):
-            metric = next((m for m in sorted(order, key=len, reverse=True) if stem.startswith(f"curves-{m}-")), "")
-            return 1, order.get(metric, 99), stem
+            return 1, order.get(_curve_metric(stem, order), len(order)), stem
         return 2, 0, stem
 
     return sorted(mine, key=key)
@@ -377,8 +380,8 @@ def _kind(path: Path, plan: dict[str, Any]) -> str:
         return "maps"
     if stem.startswith("ground-truth-"):
         return "ground-truth"
-    metric = next((m for m in sorted(plan["metrics"], key=len, reverse=True) if stem.startswith(f"curves-{m}-")), "")
-    return {"sanity": "sanity", "ground-truth": "ground-truth"}.get(plan["metrics"].get(metric, {}).get("family"), "curves")
+    family = plan["metrics"].get(_curve_metric(stem, plan["metrics"]), {}).get("family")
+    return family if family in ("sanity", "ground-truth") else "curves"
 
 
 def _duration(seconds: float) -> str:
