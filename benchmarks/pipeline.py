@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import torch
 
-from benchmarks import plan, prepare, provenance, report, store
+from benchmarks import page, plan, prepare, provenance, report, store
 from benchmarks.config import RunConfig, SuiteConfig
 from benchmarks.execute import execute, save_examples
 
@@ -71,6 +71,7 @@ def run_config(
         summary = report.build_report([out], out)
     provenance.write_manifest(out, config, checkpoints, device, timer.seconds, time.perf_counter() - started,
                               plugins=options.plugins, shards_computed=computed, shards_held=held, run_id=run_id)
+    page.write_page(out)  # after the manifest, which the page puts in words
     if show_summary:
         print(summary)
         print(f"\nresults in {out}")

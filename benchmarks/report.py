@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from benchmarks import figures, meta, statistics, store
+from benchmarks import figures, meta, page, statistics, store
 from benchmarks.files import write_atomically
 from benchmarks.plugins import import_plugins
 from benchmarks.store import archive
@@ -132,6 +132,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         import_plugins(args.plugin)
         out = args.out or args.directories[0]
         summary = build_report(args.directories, out, draw_figures=not args.no_figures)
+        page.write_page(out)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

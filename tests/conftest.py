@@ -118,6 +118,11 @@ steps = {steps}
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """A cache holding a seeded, untrained signed-shapes CNN, and a tiny config file."""
+    return make_workspace(tmp_path, monkeypatch)
+
+
+def make_workspace(tmp_path, monkeypatch):
+    """:func:`workspace` for fixtures of a wider scope, which bring their own monkeypatch."""
     monkeypatch.setenv("SIGNED_SALIENCY_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
     model = models.get("cnn").build(num_classes=10)

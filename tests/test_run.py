@@ -37,7 +37,7 @@ def test_tiny_run_writes_tidy_results(workspace):
     assert set(significance["method"]) == {"positive"} and significance["p_holm"].between(0, 1).all()
     for name in ["curves.csv", "summary.md", "summary.tex", "manifest.json", "plan.json"]:
         assert (tmp / "a" / name).is_file(), name
-    assert list((tmp / "a" / "figures").glob("maps-*.png")) and list((tmp / "a" / "figures").glob("curves-*.pdf"))
+    assert list((tmp / "a" / "figures").glob("maps-*.jpg")) and list((tmp / "a" / "figures").glob("curves-*.pdf"))
 
 
 def test_killed_run_resumes_to_the_same_scores(workspace, monkeypatch):

@@ -279,7 +279,7 @@ class Job:
         used = plan["checkpoints"].get(self.settings.stem, {}).get("sha256")
         if used != ours:
             return f"failed (it scored checkpoint {str(used)[:12]}..., not the one trained here: is results/ in the tree?)"
-        from benchmarks.archive import shards_held
+        from benchmarks.store.archive import shards_held
 
         left = len(set(plan["shards"]) - shards_held(folder))
         return "done" if left == 0 else f"stopped for time ({left} of {len(plan['shards'])} shards left)"

@@ -90,7 +90,7 @@ def land_weights(files_at: Path, files: dict, checkpoints: Path, replace: bool) 
 
 
 def land_rows(files_at: Path, report: dict, results: Path) -> list[str]:
-    from benchmarks import archive
+    from benchmarks.store import archive
 
     files = report["calls"][-1]["files"]
     if not any(entry.get("of") == RESULTS_TAR for entry in files.values()):

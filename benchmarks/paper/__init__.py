@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from benchmarks import figures, store, table1
+from benchmarks import figures, page, store, table1
 from benchmarks.config import SuiteConfig, load_config
 from benchmarks.files import write_atomically
 from benchmarks.paper.tables import (
@@ -107,6 +107,7 @@ def write(out: Path, parts: list[Path]) -> str:
     write_atomically(out / "timings.md", lambda t: t.write_text(times_text))
     figures.draw_paper_figures(out / "figures", [part["folder"] for part in loaded], FIGURE_MAPS, FIGURE_ROWS,
                                RANDOMISATION_MEASURES)
+    page.write_page(out, parts)
     return "\n".join([accuracy_text, deletion_text, times_text])
 
 
