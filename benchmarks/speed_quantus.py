@@ -189,14 +189,14 @@ def pairs(inputs: Inputs, args) -> list[Pair]:
             "forward",
             deletion_agreement,
             "Quantus's 'black' is each image's minimum: baseline 0.0 passed; its features_in_step check divides H*W "
-            f"but it steps over C*H*W: {x.shape[1]}*H*W/{steps} chosen to divide both; return_auc_per_sample calls "
-            "np.trapz (removed in NumPy 2): curves compared, not its AUCs",
+            f"but it steps over C*H*W ({x.shape[1]}*H*W/{steps} values = H*W/{steps} pixels): the check skipped; "
+            "return_auc_per_sample calls np.trapz (removed in NumPy 2): curves compared, not its AUCs",
         ),
         Pair(
-            "road / ROAD",
-            lambda: metric("road"),
+            f"road ({args.road_solver}) / ROAD",
+            lambda: metric("road", solver=args.road_solver),
             _quiet(quantus_road),
-            counted("road"),
+            counted("road", solver=args.road_solver),
             "forward",
             road_agreement,
             "Quantus's ROAD raises IndexError on RGB (ranks C*H*W values, imputes H*W pixels): wrapped; "
@@ -228,9 +228,8 @@ def pairs(inputs: Inputs, args) -> list[Pair]:
 def main(argv: list[str] | None = None) -> None:
     parser = suite_parser("python -m benchmarks.speed quantus", __doc__.splitlines()[0], repeats=1)
     parser.add_argument("--method", default="saliency", help="the maps both sides are given (distinct values: no ties to break)")
-    parser.add_argument(
-        "--quantus-steps", type=int, default=48, help="deletion's steps; C*H*W/steps must divide H*W (Quantus's check)"
-    )
+    parser.add_argument("--quantus-steps", type=int, default=32, help="deletion's steps: H*W/steps whole pixels per step")
+    parser.add_argument("--road-solver", default="auto", help="our road's solver: auto, cg or exact")
     parser.add_argument("--only", nargs="*", help="run only the pairs whose name starts with one of these")
     args = parser.parse_args(argv)
     try:

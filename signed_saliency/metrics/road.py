@@ -20,7 +20,8 @@ Two solvers give the same imputation (within 1e-5; tests/test_metrics_road.py):
 ``auto``, the default, runs ``exact`` on a CPU and ``cg`` elsewhere. On a CPU, CG's
 iterations are memory-bound passes over every pixel and their number grows with the side
 of the largest removed region (15-70 at 32 px and 15-800 at 224 px, noisy to blob-shaped
-maps), so it took 0.8-2x SuperLU's CPU time at 32 px and 1-8x at 224 px.
+maps), so it took 0.8-2x SuperLU's CPU time per solve at 32 px and 1-8x at 224 px, and
+the whole metric 2-4x as long (64 CIFAR-10 images, the paper's ResNet18, four methods' maps).
 """
 
 from __future__ import annotations
