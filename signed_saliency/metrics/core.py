@@ -98,6 +98,10 @@ class Metric:
     # a fix that changes the numbers of maps of some directions only: {direction: revision},
     # overriding ``revision`` for them, so the other maps' rows stay valid
     direction_revisions: Mapping[str, int] = field(default_factory=dict, hash=False)
+    # settings that choose how the numbers are computed, not which (ROAD's solver: its
+    # choices agree within 1e-5), so a runner's shard keys may leave them out and a changed
+    # choice does not make finished shards stale
+    unkeyed_settings: tuple[str, ...] = ()
 
     def revision_for(self, method: Method) -> int:
         """The revision of this metric's numbers for ``method``'s maps."""
