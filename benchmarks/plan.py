@@ -114,8 +114,13 @@ def make_group(
 
 def build_plan(config: RunConfig, prepared: list[PreparedDataset]) -> list[Group]:
     """Every group of the run: each (dataset, model) in ``config.batch_size`` batches."""
-    # The key holds the resolved settings, so a changed default also makes shards stale.
-    metric_settings = {metric.name: config.metric_settings(metric.name) for metric in config.chosen_metrics()}
+    # The key holds the resolved settings, so a changed default also makes shards stale; not
+    # those that only choose how the same numbers are computed (a metric's unkeyed settings).
+    metric_settings = {
+        metric.name: {key: value for key, value in config.metric_settings(metric.name).items()
+                      if key not in metric.unkeyed_settings}
+        for metric in config.chosen_metrics()
+    }
     method_names = config.method_names()
     groups = []
     for item in prepared:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from benchmarks.files import write_atomically
+from signed_saliency import methods
 
 
 class StageTimer:
@@ -130,7 +131,12 @@ def write_manifest(
     manifest = {
         "config": config.to_dict(),
         "plugins": plugins,
-        "versions": package_versions(),
+        "versions": {**package_versions(), **methods.library_versions(config.method_names())},
+        # how each metric's numbers were computed here, where a setting leaves it open
+        "implementations": {
+            metric.name: how for metric in config.chosen_metrics()
+            if (how := metric.implementation_on(config.metric_settings(metric.name), device))
+        },
         "checkpoints": checkpoints,
         "git_commit": _git_commit(),
         "device": str(device),

@@ -8,7 +8,10 @@ from helpers import Recorder, given_method
 
 from signed_saliency import metrics
 from signed_saliency.errors import UserError
-from signed_saliency.metrics.road import impute, impute_batch, system_groups
+from signed_saliency.methods.core import Method
+from signed_saliency.metrics.perturbation import first_pixels, pixel_counts, positions, rank_pixels
+from signed_saliency.metrics.road import FRACTIONS, add_noise_, impute, solve_cg, solve_exact, system_groups
+from signed_saliency.runtime import generator
 
 OFFSETS = {(dr, dc): 1 / 6 if dr == 0 or dc == 0 else 1 / 12 for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc}
 
@@ -61,8 +64,46 @@ def test_batched_imputation_does_not_depend_on_how_images_are_grouped():
     one_by_one = np.stack([impute(images[i], removed[i, 0].numpy(), 0.0, rng) for i in range(5)])
     with ThreadPoolExecutor(2) as pool:
         for cap in (1, 40, 10**6):
-            grouped = impute_batch(images, removed, 0.0, rng, pool, max_unknowns=cap)
-            np.testing.assert_allclose(grouped, one_by_one, atol=1e-12)
+            grouped = solve_exact(torch.from_numpy(images), removed, pool, max_unknowns=cap)
+            np.testing.assert_allclose(grouped.numpy(), one_by_one, atol=1e-12)
+
+
+def _steps(maps):
+    """Masks (jobs*N,1,H,W) of every ROAD step, MoRF then LeRF, as the metric makes them."""
+    size = maps.shape[-1]
+    places = positions(rank_pixels(maps, generator(0)))
+    counts = pixel_counts(FRACTIONS, size * size)
+    return torch.cat([first_pixels(p, c, size, size) for p in (places, size * size - 1 - places) for c in counts])
+
+
+@pytest.mark.parametrize("size,images", [(32, 4), (224, 1)])
+def test_conjugate_gradients_equal_the_exact_solve_at_every_fraction(size, images):
+    generator_ = torch.Generator().manual_seed(size)
+    x = torch.nn.functional.avg_pool2d(torch.rand(images, 3, size, size, generator=generator_), 5, 1, 2)
+    # blobs of 4 px (a smooth map: removed regions, CG's hard case) and single pixels; the
+    # slowest case, 56-px blobs at 224 px, agreed within 3e-7 but takes CG 24 s of CPU
+    cells = size // 4
+    smooth = torch.nn.functional.interpolate(torch.rand(images, 1, cells, cells, generator=generator_), size=size, mode="bilinear")
+    for maps in (smooth[:, 0], torch.rand(images, size, size, generator=generator_)):
+        removed = _steps(maps)
+        batch = x.repeat(len(removed) // images, 1, 1, 1)
+        with ThreadPoolExecutor(1) as pool:
+            exact = add_noise_(solve_exact(batch, removed, pool), removed, 0.01, np.random.default_rng(0))
+        ours = add_noise_(solve_cg(batch, removed), removed, 0.01, np.random.default_rng(0))
+        assert (ours - exact).abs().max() <= 1e-5
+        assert torch.equal(ours[~removed.expand_as(ours)], batch.double()[~removed.expand_as(ours)])
+
+
+def test_road_gives_the_same_values_with_either_solver(tiny_cnn):
+    x, maps = torch.rand(6, 3, 16, 16), torch.rand(6, 16, 16)
+    target = torch.arange(6) % 5
+    road = metrics.get("road")
+    exact = road(tiny_cnn, x, target, maps, _method("increase"), solver="exact")
+    ours = road(tiny_cnn, x, target, maps, _method("increase"), solver="cg")
+    for key, curve in exact.curves.items():
+        torch.testing.assert_close(ours.curves[key].y, curve.y, atol=1e-5, rtol=0)
+    with pytest.raises(UserError, match="solver"):
+        road(tiny_cnn, x, target, maps, _method("increase"), solver="magic")
 
 
 def test_road_runs_on_rgb_32x32_and_reports_the_gap():

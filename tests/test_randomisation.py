@@ -95,17 +95,6 @@ def test_a_map_is_identical_to_itself():
         torch.testing.assert_close(value, torch.ones(3), atol=1e-6, rtol=0, msg=measure)
 
 
-def test_spearman_matches_scipy_with_ties():
-    from scipy.stats import spearmanr
-
-    generator = torch.Generator().manual_seed(3)
-    a = torch.randint(0, 5, (4, 8, 8), generator=generator).float()
-    b = torch.randn(4, 8, 8, generator=generator)
-    ours = similarities(a, b, ("spearman",))["spearman"]
-    expected = [spearmanr(x.flatten().numpy(), y.flatten().numpy())[0] for x, y in zip(a, b)]
-    np.testing.assert_allclose(ours.numpy(), expected, atol=1e-6)
-
-
 @pytest.mark.parametrize("name", ["model-free", "edge"])
 def test_model_independent_map_survives_randomisation_unchanged(tiny_cnn, batch, name):
     if name == "edge" and "edge" not in methods.names():
@@ -211,28 +200,6 @@ def test_methods_scored_together_equal_one_at_a_time_and_share_their_passes(tiny
             torch.testing.assert_close(together[method.name].values[variant], values, equal_nan=True)
     assert one.values
     assert len(together_calls) == len(one_calls)  # five maps for the price of the one that needs all classes
-
-
-def _maps_like_attributions(size: tuple[int, int], seed: int) -> torch.Tensor:
-    """Signed, one-sided (mostly zero), blocky (upsampled, so gradients along the axes and
-    at the orientation bins' edges) and zero maps: what HOG meets in a run."""
-    generator = torch.Generator().manual_seed(seed)
-    signed = torch.randn(3, *size, generator=generator)
-    coarse = torch.randn(2, 1, 3, 3, generator=generator)
-    blocky = torch.nn.functional.interpolate(coarse, size=size, mode="nearest").squeeze(1)
-    return torch.cat([signed, signed[:2].clamp(min=0), blocky, torch.zeros(1, *size)])
-
-
-@pytest.mark.parametrize("size", [(32, 32), (224, 224), (33, 29), (12, 12), (9, 11)])
-def test_batched_hog_matches_skimage_image_by_image(size):
-    from skimage.feature import hog
-
-    from signed_saliency.metrics.similarity import _hog_features, _scaled
-
-    maps = _scaled(_maps_like_attributions(size, 0))
-    cell = max(1, min(8, min(size) // 3))
-    expected = np.stack([hog(m.numpy(), pixels_per_cell=(cell, cell), cells_per_block=(3, 3)) for m in maps])
-    np.testing.assert_allclose(_hog_features(maps, 8).numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_randomisation_reports_each_model_it_compares_and_other_metrics_ignore_progress(tiny_cnn, batch):

@@ -5,6 +5,7 @@
     python -m benchmarks.speed precision   # bf16 against float32: speed and the AUCs' change
     python -m benchmarks.speed road        # ROAD's imputation solves against the size of their systems
     python -m benchmarks.speed hog         # the randomisation checks' HOG features, batched, against skimage
+    python -m benchmarks.speed quantus     # our metrics and Quantus's on identical inputs: time, floors, agreement
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SUITES = {
     "precision": "benchmarks.speed.precision",
     "road": "benchmarks.speed.road",
     "hog": "benchmarks.speed.hog",
+    "quantus": "benchmarks.speed.quantus",
 }
 
 

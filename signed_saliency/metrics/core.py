@@ -68,7 +68,11 @@ class MetricOutput:
 
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
 
-Family = Literal["perturbation", "sanity", "complexity", "ground-truth", "other"]
+# this project's own families, then Quantus's categories for the metrics it adapts
+Family = Literal[
+    "perturbation", "sanity", "complexity", "ground-truth",
+    "faithfulness", "robustness", "localisation", "axiomatic", "randomisation", "other",
+]
 FAMILIES: tuple[str, ...] = get_args(Family)
 
 
@@ -165,6 +169,20 @@ class Metric:
     direction_revisions: Mapping[str, int] = field(default_factory=dict, hash=False)
     # what each setting's value must be, beyond the type of its default (see SettingCheck)
     checks: Mapping[str, SettingCheck] = field(default_factory=dict, hash=False, repr=False)
+    # settings that choose how the numbers are computed, not which (ROAD's solver: its
+    # choices agree within 1e-5), so a runner's shard keys leave them out and a changed
+    # choice does not make finished shards stale
+    unkeyed_settings: tuple[str, ...] = ()
+    # (settings, device) -> what actually computes the numbers there, for a run's manifest
+    # (ROAD's solver "auto" becomes "exact" on a CPU); None: the unkeyed settings as set
+    implementation: Optional[Callable[[Mapping[str, Any], Any], dict[str, Any]]] = field(
+        default=None, hash=False, repr=False)
+
+    def implementation_on(self, settings: Mapping[str, Any], device: Any) -> dict[str, Any]:
+        """What computes this metric's numbers with ``settings`` on ``device``."""
+        if self.implementation is not None:
+            return self.implementation(settings, device)
+        return {key: settings[key] for key in self.unkeyed_settings if key in settings}
 
     def __post_init__(self) -> None:
         check_choice(f"metric {self.name!r}", "family", self.family, FAMILIES)

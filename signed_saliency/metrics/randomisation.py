@@ -29,7 +29,8 @@ from torchvision.models.convnext import CNBlock, ConvNeXt
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method, explain
 from signed_saliency.metrics.core import Curve, MetricOutput, Progress, at_least, each, ignore_progress, one_of, optional, register
-from signed_saliency.runtime import evaluation_mode, generator
+from signed_saliency.metrics.perturbation import to_cpu
+from signed_saliency.runtime import evaluation_mode, generator, model_device
 from signed_saliency.metrics.similarity import MEASURES, Reference, check_measures
 
 MODES = ("cascading", "independent")
@@ -172,6 +173,23 @@ def _references(maps: Mapping[str, Tensor], methods: Sequence[Method], x: Tensor
     return {m.name: Reference(maps[m.name].to(x.device), measures, hog_cell=hog_cell) for m in methods}
 
 
+def _on_model_device(model: nn.Module, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """``x`` and ``target`` where the model is: the maps are recomputed and compared there."""
+    device = model_device(model, x.device)
+    return x.to(device), target.to(device)
+
+
+def _outputs_on_cpu(outputs: dict[str, MetricOutput]) -> dict[str, MetricOutput]:
+    """Each output's values and curves as float32 CPU copies, as every metric returns them."""
+    return {
+        name: MetricOutput(
+            values=to_cpu(output.values),
+            curves={variant: Curve(curve.x, to_cpu({"y": curve.y})["y"]) for variant, curve in output.curves.items()},
+        )
+        for name, output in outputs.items()
+    }
+
+
 def _check_modes(modes: Sequence[str]) -> tuple[str, ...]:
     modes = tuple(modes)
     if not modes or any(m not in MODES for m in modes):
@@ -230,7 +248,7 @@ def randomisation(
     indices = measured_layers(len(parameterised_layers(model)), max_layers, layer_stride)
     if not indices:
         raise ValueError(f"{type(model).__name__} has no layer with parameters of its own to re-initialise")
-    target = target.to(x.device)
+    x, target = _on_model_device(model, x, target)
     references = _references(maps, methods, x, measures, hog_cell)
     steps = 1 + len(modes) * len(indices)
     progress(0, steps)
@@ -252,7 +270,7 @@ def randomisation(
                 variant = f"{mode}/{measure}"
                 outputs[name].curves[variant] = Curve(x=grid, y=curve)
                 outputs[name].values[variant] = curve[:, 1:].nanmean(dim=1)
-    return outputs
+    return _outputs_on_cpu(outputs)
 
 
 @register("random-logit", family="sanity", higher_is_better=False, jointly=True,
@@ -279,13 +297,14 @@ def random_logit(
     del ground_truth
     measures = check_measures(measures)
     _check_chunk_size(chunk_size)
+    x, target = _on_model_device(model, x, target)
     with evaluation_mode(model), torch.no_grad():
         num_classes = model(x[:1]).shape[1]
     if num_classes < 2:
         return {method.name: MetricOutput() for method in methods}
-    draw = torch.randint(num_classes - 1, (len(x),), generator=generator(seed))
-    target_cpu = target.cpu()
-    other = (draw + (draw >= target_cpu).long()).to(x.device)
+    # drawn by a CPU generator, so the classes do not depend on the device
+    draw = torch.randint(num_classes - 1, (len(x),), generator=generator(seed)).to(x.device)
+    other = draw + (draw >= target).long()
     references = _references(maps, methods, x, measures, hog_cell)
     compared = _compare(methods, model, x, other, references, chunk_size)
-    return {name: MetricOutput(values=values) for name, values in compared.items()}
+    return _outputs_on_cpu({name: MetricOutput(values=values) for name, values in compared.items()})

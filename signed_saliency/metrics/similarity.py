@@ -8,7 +8,8 @@ layer) and computes the reference side's ranks and features only once. The measu
 - ``spearman``: Spearman rank correlation of the raw maps (ties get their average rank,
   as in ``scipy.stats.spearmanr``);
 - ``spearman-abs``: the same on the maps' absolute values;
-- ``ssim``: structural similarity of the 2-D maps (``skimage.metrics.structural_similarity``);
+- ``ssim``: structural similarity of the 2-D maps (that of ``skimage.metrics.structural_similarity``,
+  computed on the whole batch);
 - ``hog``: Pearson correlation of the maps' HOG features (those of ``skimage.feature.hog``,
   computed on the whole batch).
 
@@ -24,9 +25,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
+import torch.nn.functional as F
 from torch import Tensor
 
 from signed_saliency.errors import UserError
@@ -74,31 +74,43 @@ def _scaled(maps: Tensor) -> Tensor:
 
 
 def _ssim_pairs(first: Tensor, second: Tensor) -> Tensor:
-    """SSIM of each pair of scaled maps over the range scaled maps can span: [0, 1], or
+    """SSIM of each pair of scaled maps, as ``skimage.metrics.structural_similarity``
+    computes it (uniform 7x7 windows, or the largest odd side that fits; sample covariance;
+    K1 0.01, K2 0.03; the mean over the windows that lie wholly inside the map), for the
+    whole batch at once on its device, over the range scaled maps can span: [0, 1], or
     [-1, 1] when either map has negative values. Quantus takes the range the pair spans
     instead; for a nearly constant pair (Grad-CAM upsampled from a 1x1 or 2x2 feature map)
     that range is tiny, SSIM's stabilising constants vanish with it, and rounding drives
-    the value far outside [-1, 1]."""
-    from skimage.metrics import structural_similarity
-
+    the value far outside [-1, 1]. Two zero maps have no structure to compare: NaN."""
     side = min(first.shape[1:])
     window = min(7, side if side % 2 else side - 1)
-    result = np.full(len(first), np.nan)
-    with threadpool_limits(1):
-        for i, (one, other) in enumerate(zip(first.cpu().numpy(), second.cpu().numpy())):
-            if not (one.any() or other.any()):
-                continue  # two zero maps: no structure to compare
-            data_range = 2.0 if min(one.min(), other.min()) < 0 else 1.0
-            result[i] = structural_similarity(one, other, win_size=window, data_range=data_range)
-    return torch.from_numpy(result).float().to(first.device)
+    cov_norm = window**2 / (window**2 - 1)  # skimage's sample covariance
+
+    def mean(values: Tensor) -> Tensor:
+        # skimage filters with reflection at the edges, then crops every window that reached
+        # past them: what is left are the windows wholly inside, which pooling visits
+        return F.avg_pool2d(values[:, None], window, stride=1)[:, 0]
+
+    signed = torch.minimum(first.flatten(1).amin(dim=1), second.flatten(1).amin(dim=1)) < 0
+    data_range = torch.where(signed, 2.0, 1.0).to(first.dtype).view(-1, 1, 1)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mean_first, mean_second = mean(first), mean(second)
+    var_first = cov_norm * (mean(first * first) - mean_first**2)
+    var_second = cov_norm * (mean(second * second) - mean_second**2)
+    covariance = cov_norm * (mean(first * second) - mean_first * mean_second)
+    ssim = ((2 * mean_first * mean_second + c1) * (2 * covariance + c2)) / (
+        (mean_first**2 + mean_second**2 + c1) * (var_first + var_second + c2)
+    )
+    both_zero = ~(first.flatten(1).any(dim=1) | second.flatten(1).any(dim=1))
+    return torch.where(both_zero, float("nan"), ssim.mean(dim=(1, 2))).float()
 
 
 # HOG is written here on whole batches rather than called from skimage, which takes one
 # image at a time: the randomisation check compares every method's maps once per
 # randomised model (12-45 of them), and skimage's HOG was a fifth of its time at 224 px.
 # Batched, it is 3.3-5.3x faster (python -m benchmarks.speed hog) with the same values
-# (tests/test_randomisation.py checks them against skimage). SSIM stays skimage's: a
-# batched version in torch was no faster on a CPU.
+# (tests/test_similarity_torch.py checks them against skimage). SSIM is written the same
+# way, so that no measure leaves the maps' device.
 HOG_ORIENTATIONS, HOG_BLOCK, HOG_EPS = 9, 3, 1e-5  # skimage.feature.hog's defaults, 3x3-cell blocks
 
 
