@@ -9,7 +9,6 @@ from torch import nn
 from signed_saliency import methods
 
 PAPER_MAPS = ("gradient", "saliency", "positive", "negative", "active", "inactive")
-            "surrogate", "cam"}
 # methods that draw noise or samples from torch's random stream on the input's device,
 # whose draws on a GPU differ from the CPU's
 SAMPLED_ON_DEVICE = {"smoothgrad", "gradient-shap", "smoothgrad-squared", "vargrad", "lime", "kernel-shap"}
