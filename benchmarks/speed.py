@@ -5,6 +5,7 @@
     python -m benchmarks.speed precision   # bf16 against float32: speed and the AUCs' change
     python -m benchmarks.speed road        # ROAD's imputation solves against the size of their systems
     python -m benchmarks.speed hog         # the randomisation checks' HOG features, batched, against skimage
+    python -m benchmarks.speed import      # `import signed_saliency` against `import torch`, fresh processes
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SUITES = {
     "precision": "benchmarks.speed_precision",
     "road": "benchmarks.speed_road",
     "hog": "benchmarks.speed_hog",
+    "import": "benchmarks.speed_import",
 }
 
 

@@ -11,20 +11,31 @@ top of :func:`score_batch`, the same function this uses.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from signed_saliency import methods as method_registry
 from signed_saliency import metrics as metric_registry
+from signed_saliency.checks import (
+    NonFiniteMaps,
+    NonFiniteMapsWarning,
+    blank_nonfinite,
+    check_images,
+    find_nonfinite,
+    without_nonfinite,
+)
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
+from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method, predict
 from signed_saliency.metrics.core import Metric, MetricOutput, Progress
 from signed_saliency.metrics.perturbation import model_device
+
+pd = lazy_import("pandas")
 
 SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value"]
 CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
@@ -50,11 +61,14 @@ def score_batch(
     progress: Optional[Progress] = None,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """One metric on several methods' maps of one batch (``maps`` keyed by method name)
-    -> ``{method name: (score rows, curve rows)}``; see :meth:`Metric.score_methods`."""
+    -> ``{method name: (score rows, curve rows)}``; see :meth:`Metric.score_methods`.
+    An image whose map is not finite is not scored: its rows carry NaN."""
+    nonfinite = find_nonfinite({method.name: maps[method.name] for method in methods})
     outputs = metric.score_methods(
-        model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, progress=progress,
-        **dict(settings or {}),
+        model, x, target, without_nonfinite(maps, nonfinite), methods, seed=seed, ground_truth=ground_truth,
+        progress=progress, **dict(settings or {}),
     )
+    blank_nonfinite(outputs, nonfinite)
     return {
         method.name: _rows(outputs[method.name], method, metric, image_ids, target, predicted) for method in methods
     }
@@ -131,8 +145,12 @@ def evaluate(
     (when None) to everything registered, and an empty list of either is an error;
     ``settings`` maps a metric name to its keyword settings.
     Batch ``b`` draws its randomness from ``seed + b``, so results do not depend on how
-    work is split elsewhere as long as the batches are the same.
+    work is split elsewhere as long as the batches are the same. Images in another form
+    are a one-line :class:`UserError` saying how to convert them; maps holding NaN or
+    infinity are not scored (their rows are NaN) and a :class:`NonFiniteMapsWarning` names
+    their methods and counts.
     """
+    check_images(images)
     chosen_methods = _chosen(methods, method_registry, "method")
     chosen_metrics = _chosen(metrics, metric_registry, "metric")
     settings = settings or {}
@@ -140,6 +158,7 @@ def evaluate(
         metric.check_settings(dict(settings.get(metric.name, {})))
     device = model_device(model, images.device)
     score_frames, curve_frames = [], []
+    nonfinite = NonFiniteMaps()
     for batch_index, start in enumerate(range(0, len(images), batch_size)):
         x = images[start : start + batch_size].to(device)
         predicted = predict(model, x)
@@ -151,6 +170,7 @@ def evaluate(
                 polarity=ground_truth.polarity[start : start + batch_size].to(device),
             )
         maps = method_registry.explain(model, x, target, chosen_methods)
+        nonfinite = nonfinite.merged(find_nonfinite(maps))
         for metric in chosen_metrics:
             rows = score_batch(
                 model, x, target, predicted, maps, chosen_methods, metric,
@@ -160,6 +180,8 @@ def evaluate(
             for scores, batch_curves in rows.values():
                 score_frames.append(scores)
                 curve_frames.append(batch_curves)
+    if nonfinite:
+        warnings.warn(nonfinite.message(), NonFiniteMapsWarning, stacklevel=2)
     scores = pd.concat(score_frames, ignore_index=True) if score_frames else pd.DataFrame(columns=SCORE_COLUMNS)
     if not curves:
         return scores

@@ -43,12 +43,17 @@ class Registry(Generic[T]):
     ``build`` turns what the decorator received (a function plus keyword metadata) into
     the stored entry, so each concept decides what an entry is (a ``Method`` object, a
     ``DatasetSpec``...) while the registering, lookup and error messages live here once.
+
+    A *scheme* resolves a family of names that cannot be listed in advance: with
+    ``add_scheme("folder", resolve, "folder:PATH")``, ``get("folder:data/pets")`` returns
+    ``resolve("data/pets")``, an entry made on the spot.
     """
 
     def __init__(self, kind: str, build: Callable[..., T]):
         self.kind = kind
         self._build = build
         self._entries: dict[str, T] = {}
+        self._schemes: dict[str, tuple[Callable[[str], T], str]] = {}
 
     def register(self, name: str, **metadata) -> Callable[[Callable], Callable]:
         """Decorator: ``@registry.register("name", key=value, ...)`` on a function."""
@@ -65,11 +70,23 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def add_scheme(self, scheme: str, resolve: Callable[[str], T], usage: str) -> None:
+        """Resolve ``"<scheme>:<rest>"`` names by ``resolve(rest)``; ``usage`` (e.g.
+        ``"folder:PATH"``) is how error messages list the scheme among the valid names."""
+        if scheme in self._schemes:
+            raise ValueError(f"{self.kind} scheme {scheme!r} is added twice")
+        self._schemes[scheme] = (resolve, usage)
+
     def get(self, name: str) -> T:
-        try:
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(self.kind, name, self.names()) from None
+        scheme, colon, rest = name.partition(":")
+        if colon and scheme in self._schemes:
+            resolve, usage = self._schemes[scheme]
+            if not rest:
+                raise UserError(f"{self.kind} {name!r} is incomplete: write it as {usage}")
+            return resolve(rest)
+        raise UnknownNameError(self.kind, name, self.names() + [usage for _, usage in self._schemes.values()])
 
     def names(self) -> list[str]:
         return list(self._entries)

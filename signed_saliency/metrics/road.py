@@ -30,10 +30,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from scipy.sparse import csc_matrix
-from scipy.sparse.linalg import splu
 from torch import Tensor, nn
 
+from signed_saliency.lazy import lazy_import
 from signed_saliency.metrics.core import Curve, MetricOutput, Progress, ignore_progress, register
 from signed_saliency.metrics.perturbation import (
     class_scores,
@@ -49,6 +48,9 @@ from signed_saliency.metrics.perturbation import (
     stack_scores,
     to_cpu,
 )
+
+csc_matrix = lazy_import("scipy.sparse", "csc_matrix")
+splu = lazy_import("scipy.sparse.linalg", "splu")
 
 # (row offset, column offset, weight): the ROAD paper's 8-neighbourhood.
 _NEIGHBOURS = np.array(
