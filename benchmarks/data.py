@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -118,7 +119,9 @@ def _cache_path(spec: datasets.DatasetSpec, split: str, root: Path, image_size: 
     module = importlib.import_module(spec.fn.__module__)
     locate = getattr(module, "source_path", None)
     fingerprint = {}
-    if locate is not None:
+    if spec.source is not None:  # a user's folder (folder:PATH)
+        fingerprint = source_fingerprint(spec.source)
+    elif locate is not None:
         source = locate(split, root)
         if source is None:
             return None
@@ -132,7 +135,8 @@ def _cache_path(spec: datasets.DatasetSpec, split: str, root: Path, image_size: 
         "source": fingerprint,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return cache_dir() / "images" / f"{spec.name}-{split}-{image_size}-{digest}.pt"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec.name)  # folder:PATH holds slashes
+    return cache_dir() / "images" / f"{stem}-{split}-{image_size}-{digest}.pt"
 
 
 def _write(images: ImageSet, path: Path) -> None:

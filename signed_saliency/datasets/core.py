@@ -90,6 +90,9 @@ class DatasetSpec:
     evaluation_split: str
     has_ground_truth: bool = False
     description: str = ""
+    # the folder a user's dataset (``folder:PATH``) is read from, for caches to fingerprint;
+    # None for a registered dataset, whose module's ``source_path`` says where it reads
+    source: Optional[Path] = None
 
     @property
     def num_classes(self) -> int:
