@@ -139,3 +139,46 @@ def test_your_own_module_registered_as_a_model_spec_loads_its_checkpoint(tmp_pat
         torch.testing.assert_close(resolved.module(IMAGES), trained.net(IMAGES * 2 - 1))
     finally:
         del models.registry._entries["test-two-layer"]
+
+
+def fake_hugging_face_cache(cache, repo, state):
+    """``state`` saved where huggingface_hub's cache keeps ``repo``'s model.safetensors:
+    snapshots/<revision>/ links to blobs/<sha256>, refs/main names the revision."""
+    from safetensors.torch import save_file
+
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "blobs").mkdir(parents=True)
+    staged = folder / "staged.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(staged))
+    blob = folder / "blobs" / sha256_file(staged)
+    staged.rename(blob)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("0" * 40)
+    (folder / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    (folder / "snapshots" / ("0" * 40) / "model.safetensors").symlink_to(blob)
+    return blob
+
+
+def test_timm_models_untrained_and_pretrained_from_the_hugging_face_cache(tmp_path, monkeypatch):
+    timm = pytest.importorskip("timm")
+    pytest.importorskip("huggingface_hub")
+    untrained = models.get("timm:resnet18").build(num_classes=3)
+    assert untrained.net.get_classifier().out_features == 3
+    assert torch.allclose(untrained.normalize.mean.flatten(), torch.tensor(untrained.net.pretrained_cfg["mean"]))
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(UserError, match=r"pretrained timm:resnet18 weights \(timm/resnet18\.\w+\) are not in the Hugging Face cache"):
+        external.resolve_model("timm:resnet18")
+    torch.manual_seed(0)
+    state = timm.create_model("resnet18", pretrained=False).state_dict()
+    blob = fake_hugging_face_cache(tmp_path / "hub", untrained.net.pretrained_cfg["hf_hub_id"], state)
+    resolved = external.resolve_model("timm:resnet18")
+    assert resolved.sha256 == blob.name and not resolved.module.training
+    assert torch.equal(resolved.module.net.conv1.weight, state["conv1.weight"])
+    with pytest.raises(UserError, match="pretrained weights have 1000 classes, not 3"):
+        external.resolve_model("timm:resnet18", num_classes=3)
+    with open(blob, "r+b") as f:  # a changed file no longer matches the hash it is stored under
+        f.seek(-4, 2)
+        f.write(b"\0\0\0\1")
+    with pytest.raises(CheckpointError, match="but the Hugging Face cache says"):
+        external.resolve_model("timm:resnet18")
