@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from benchmarks.statistics import summarise
 from signed_saliency import evaluate, methods, metrics
 from signed_saliency.checks import NonFiniteMapsWarning, check_images, check_maps, find_nonfinite
 from signed_saliency.datasets import get as get_dataset
@@ -100,6 +101,8 @@ def test_nonfinite_maps_are_not_scored_their_rows_are_nan_and_counted(tiny_cnn, 
     assert broken.groupby("image")["value"].apply(lambda v: v.isna().all()).tolist() == [True, True, False, False]
     assert broken.loc[broken["image"] >= 2, "value"].notna().all()
     assert curves.loc[(curves["method"] == "test-half-nan") & (curves["image"] < 2), "y"].isna().all()
+    summary = summarise(scores.assign(dataset="d", model="m"))
+    assert summary.loc[summary["method"] == "test-half-nan", ["n", "n_nonfinite"]].drop_duplicates().values.tolist() == [[2, 2]]
     alone = evaluate(tiny_cnn, images, methods=["saliency"], metrics=["deletion"], settings=DELETION)
     saliency = scores[scores["method"] == "saliency"].reset_index(drop=True)
     assert saliency["value"].tolist() == alone["value"].tolist()
