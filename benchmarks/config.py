@@ -28,6 +28,7 @@ Every key is checked: an unknown one is an error that names the valid keys.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import importlib.util
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,8 +40,11 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from signed_saliency import datasets, methods, metrics, models
+from signed_saliency.engine import BATCH_SIZE
 from signed_saliency.errors import UserError
-from signed_saliency.metrics.perturbation import PRECISIONS
+from signed_saliency.methods.core import Method
+from signed_saliency.metrics.core import Metric
+from signed_saliency.runtime import PRECISIONS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 ALL = "*"
@@ -73,7 +77,7 @@ class RunConfig:
     metrics: list[str] = field(default_factory=lambda: [ALL])
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE  # images per batch and per shard
     device: str = "cpu"
     threads: int = 2
     examples: int = 6  # images per (dataset, model) in the qualitative figure
@@ -82,11 +86,22 @@ class RunConfig:
     # "skip": run without a model nobody has trained yet (a warning names it) rather than stop
     missing_models: str = "error"
 
+    def chosen_methods(self) -> list[Method]:
+        """The methods the config names, patterns expanded, in registration order per pattern."""
+        return [methods.get(name) for name in _expand(self.methods, methods.names(), "method")]
+
+    def chosen_metrics(self) -> list[Metric]:
+        return [metrics.get(name) for name in _expand(self.metrics, metrics.names(), "metric")]
+
     def method_names(self) -> list[str]:
-        return _expand(self.methods, methods.names())
+        return [method.name for method in self.chosen_methods()]
 
     def metric_names(self) -> list[str]:
-        return _expand(self.metrics, metrics.names())
+        return [metric.name for metric in self.chosen_metrics()]
+
+    def metric_settings(self, name: str) -> dict[str, Any]:
+        """A metric's settings: its defaults, with what the config sets."""
+        return {**metrics.get(name).defaults(), **self.settings.get(name, {})}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,11 +123,8 @@ class RunConfig:
                 raise UserError(f"dataset {run.name!r}: precision must be one of {', '.join(PRECISIONS)}, got {run.precision!r}")
             if run.n_images is not None and run.n_images < 1:
                 raise UserError(f"n_images must be at least 1, got {run.n_images}")
-        for name in self.method_names():
-            methods.get(name)
-        chosen_metrics = self.metric_names()
-        for name in chosen_metrics:
-            metrics.get(name)
+        self.chosen_methods()
+        self.chosen_metrics()
         for name, values in self.settings.items():
             metrics.get(name).check_settings(values)
         if self.batch_size < 1:
@@ -133,10 +145,22 @@ class SuiteConfig:
     after: Optional[str] = None
 
 
-def _expand(chosen: list[str], registered: list[str]) -> list[str]:
+def _expand(chosen: list[str], registered: list[str], kind: str) -> list[str]:
+    """Names and timm-style patterns (``"smoothgrad*"``, fnmatch) to registered names, in
+    the order chosen, each once; a name that is not registered is left for the registry to
+    report, and a pattern that matches nothing is an error."""
     if ALL in chosen:
         return registered
-    return list(dict.fromkeys(chosen))
+    names = []
+    for entry in chosen:
+        if any(character in entry for character in "*?["):
+            matched = fnmatch.filter(registered, entry)
+            if not matched:
+                raise UserError(f"no {kind} matches {entry!r}; valid: {', '.join(registered)}")
+            names += matched
+        else:
+            names.append(entry)
+    return list(dict.fromkeys(names))
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:

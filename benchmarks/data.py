@@ -11,21 +11,18 @@ dataset with torchvision is the one step of loading that writes files.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import re
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
 from benchmarks.files import write_atomically
 from benchmarks.paths import cache_dir, default_data_root
 from signed_saliency import datasets
-from signed_saliency.datasets import cifar10, imagenette
 from signed_saliency.datasets.core import GroundTruth, ImageSet
-from signed_saliency.errors import DatasetNotFoundError, UserError
 
 FORMAT_VERSION = 1  # bump when ImageSet's fields or a loader's decoding change
 
@@ -59,44 +56,12 @@ def load_images(
     return images
 
 
-def _download_cifar10(split: str, root: Path) -> None:
-    if split == "sample" or (root / cifar10.JPEG_FOLDER / split).is_dir():
-        return  # shipped, or read from the JPEG copy: torchvision's files would not be read
-    from torchvision.datasets import CIFAR10
-
-    try:
-        # checks a copy already there against its checksums and fetches a missing or broken one
-        CIFAR10(str(root), train=split == "train", download=True)
-    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
-        raise DatasetNotFoundError(f"could not download CIFAR-10 into {root}: {error}") from None
-
-
-def _download_imagenette(split: str, root: Path) -> None:
-    if imagenette.source_path(split, root) is not None:
-        return
-    try:
-        from torchvision.datasets import Imagenette
-    except ImportError:
-        raise UserError(
-            "this torchvision has no Imagenette dataset (added in 0.17): upgrade torchvision, or download "
-            f"imagenette2-320.tgz from fastai and unpack it under the data root as {imagenette.TORCHVISION_FOLDER}/"
-        ) from None
-    try:
-        Imagenette(str(root), split=split, size=imagenette.TORCHVISION_SIZE, download=True)
-    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
-        raise DatasetNotFoundError(f"could not download Imagenette into {root}: {error}") from None
-
-
-# How each dataset that lives in files is fetched; generated datasets have nothing to fetch.
-DOWNLOADS: dict[str, Callable[[str, Path], None]] = {"cifar10": _download_cifar10, "imagenette": _download_imagenette}
-
-
 def download_split(dataset_name: str, split: str, root: Path) -> None:
-    """Fetch ``split`` of a dataset into ``root`` with torchvision where the dataset's loader
-    would not find it (a no-op for a dataset with nothing to fetch)."""
-    fetch = DOWNLOADS.get(dataset_name)
-    if fetch is not None:
-        fetch(split, root)
+    """Fetch ``split`` of a dataset into ``root`` where the dataset's loader would not find it
+    (a no-op for a dataset with nothing to fetch): the dataset's registered ``download``."""
+    spec = datasets.get(dataset_name)
+    if spec.download is not None:
+        spec.download(split, root)
 
 
 def source_fingerprint(source: Path) -> dict:
@@ -113,16 +78,12 @@ def source_fingerprint(source: Path) -> dict:
 
 
 def _cache_path(spec: datasets.DatasetSpec, split: str, root: Path, image_size: int, options: dict) -> Optional[Path]:
-    """The cache file for this request, or None when its source is not on disk yet. A dataset
-    module's ``source_path(split, root)`` names the folder or file its split is read from; a
-    module without one (generated data) has no source to fingerprint."""
-    module = importlib.import_module(spec.fn.__module__)
-    locate = getattr(module, "source_path", None)
+    """The cache file for this request, or None when its source is not on disk yet. A
+    dataset's registered ``source(split, root)`` names the folder or file its split is read
+    from; one without (generated data) has no source to fingerprint."""
     fingerprint = {}
-    if spec.source is not None:  # a user's folder (folder:PATH)
-        fingerprint = source_fingerprint(spec.source)
-    elif locate is not None:
-        source = locate(split, root)
+    if spec.source is not None:
+        source = spec.source(split, root)
         if source is None:
             return None
         fingerprint = source_fingerprint(source)

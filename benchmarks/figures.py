@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-import torch  # noqa: E402
 
+from benchmarks import store  # noqa: E402
 from benchmarks.files import write_atomically  # noqa: E402
 
 # The qualitative grid shows the paper's maps, then the baselines; sign-split variants
@@ -140,12 +140,12 @@ def bar_figure(block: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def draw_all(out: Path, scores: pd.DataFrame, curve_means: pd.DataFrame, plan: dict[str, Any]) -> None:
-    """``curve_means``: per curve point, ``mean`` and ``sem`` over images (report.Collected.curve_means)."""
+    """``curve_means``: per curve point, ``mean`` and ``sem`` over images (store.Collected.curve_means)."""
     folder = out / "figures"
     methods_meta, metrics_meta = plan["methods"], plan["metrics"]
     sns.set_theme(style="whitegrid", context="paper")
-    for path in sorted((out / "examples").glob("*.pt")):
-        examples = torch.load(path, weights_only=False)
+    for path in store.example_files(out):
+        examples = store.load_examples(path)
         _save(qualitative_grid(examples, methods_meta, path.stem), folder / f"maps-{path.stem}")
     if not curve_means.empty:
         for (dataset, model, metric), block in curve_means.groupby(["dataset", "model", "metric"], sort=False):
@@ -235,16 +235,14 @@ def draw_paper_figures(
 ) -> None:
     """The paper's figure and one example per class for every (dataset, model) with saved
     examples, and the randomisation figure of every model that ran the sanity check."""
-    from benchmarks.report import collect, read_plan
-
     sns.set_theme(style="white", context="paper")
     drawn = set()
     for part in parts:
-        for path in sorted((part / "examples").glob("*.pt")):
+        for path in store.example_files(part):
             if path.stem in drawn:
                 continue
             drawn.add(path.stem)
-            examples = torch.load(path, weights_only=False)
+            examples = store.load_examples(path)
             _save(paper_maps_figure(examples, map_names, rows, path.stem), folder / f"paper-maps-{path.stem}")
             _save(paper_maps_figure(examples, map_names, len(examples["images"]), f"{path.stem}: one image per class"),
                   folder / f"classes-{path.stem}")
@@ -253,10 +251,10 @@ def draw_paper_figures(
     # model's deletion from the first part that ran it.
     curves, methods_meta, x_label, drawn_models = [], {}, "", set()
     for part in parts:
-        plan = read_plan(part)
+        plan = store.read_plan(part)
         if "randomisation" not in plan["metrics"]:
             continue
-        curve_means = collect([part], only_metrics={"randomisation"}).curve_means
+        curve_means = store.collect([part], only_metrics={"randomisation"}).curve_means
         models = zip(curve_means["dataset"], curve_means["model"])
         curve_means = curve_means[np.array([model not in drawn_models for model in models], dtype=bool)]
         if curve_means.empty:

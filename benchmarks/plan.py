@@ -1,4 +1,4 @@
-"""The plan of a run: shards, their keys, and where their rows live on disk.
+"""The plan of a run: its shards, their keys, what is finished, and in what order the rest runs.
 
 A shard is one (dataset, model, batch of images, method, metric). Its key hashes
 everything its rows depend on (the dataset entry, the image indices, the checkpoint's
@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import torch
 
 import signed_saliency
+from benchmarks import store
 from signed_saliency import methods, metrics
-from benchmarks.files import write_atomically
+from signed_saliency.errors import UserError
+
+if TYPE_CHECKING:
+    from benchmarks.config import RunConfig
+    from benchmarks.prepare import PreparedDataset
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -42,13 +45,9 @@ class Shard:
     key: str
 
     @property
-    def relative_path(self) -> str:
-        return f"{self.dataset}/{self.model}/{self.method}/{self.metric}/batch{self.batch:05d}-{self.key}.pkl"
-
-
-def metric_of(relative_path: str) -> str:
-    """The metric of a shard from its :attr:`Shard.relative_path`."""
-    return relative_path.split("/")[3]
+    def name(self) -> str:
+        """The shard's identity in plan.json and the archive (see :func:`store.shard_name`)."""
+        return store.shard_name(self.dataset, self.model, self.method, self.metric, self.batch, self.key)
 
 
 @dataclass(frozen=True)
@@ -113,10 +112,49 @@ def make_group(
     return Group(dataset=dataset, model=model, batch=batch, image_positions=image_positions, shards=shards)
 
 
+def build_plan(config: RunConfig, prepared: list[PreparedDataset]) -> list[Group]:
+    """Every group of the run: each (dataset, model) in ``config.batch_size`` batches."""
+    # The key holds the resolved settings, so a changed default also makes shards stale.
+    metric_settings = {metric.name: config.metric_settings(metric.name) for metric in config.chosen_metrics()}
+    method_names = config.method_names()
+    groups = []
+    for item in prepared:
+        entry = {
+            "name": item.run.name,
+            "split": item.images.split,
+            "image_size": item.images.image_size,
+            "options": item.run.options,
+        }
+        indices = item.images.indices.tolist()
+        for model in item.models.values():
+            for batch, start in enumerate(range(0, len(indices), config.batch_size)):
+                positions = tuple(range(start, min(start + config.batch_size, len(indices))))
+                groups.append(
+                    make_group(
+                        dataset=item.run.name, model=model.name, batch=batch, image_positions=positions,
+                        image_indices=tuple(indices[p] for p in positions), dataset_entry=entry,
+                        checkpoint_sha256=model.sha256, method_names=method_names,
+                        metric_settings=metric_settings, seed=config.seed, precision=item.run.precision,
+                    )
+                )
+    return groups
+
+
+def plan_document(config: RunConfig, groups: list[Group], checkpoints: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What plan.json holds: the report reads methods' claims and metrics' orientation from it."""
+    return {
+        "config": config.to_dict(),
+        "methods": {method.name: {"direction": method.direction, "score": method.score, "family": method.family}
+                    for method in config.chosen_methods()},
+        "metrics": {metric.name: {"family": metric.family, "higher_is_better": metric.higher_is_better,
+                                  "curve_x": metric.curve_x} for metric in config.chosen_metrics()},
+        "checkpoints": checkpoints,
+        "shards": [shard.name for group in groups for shard in group.shards],
+    }
+
+
 def parse_shard_spec(text: str) -> tuple[int, int]:
     """``"i/n"`` with 0 <= i < n (a Slurm array's ``$SLURM_ARRAY_TASK_ID/$N``)."""
-    from signed_saliency.errors import UserError
-
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
@@ -130,23 +168,22 @@ def select_groups(groups: list[Group], index: int, count: int) -> list[Group]:
     return groups[index::count]
 
 
-def save_shard(directory: Path, shard: Shard, scores: pd.DataFrame, curves: pd.DataFrame) -> None:
-    def write(temporary: Path) -> None:
-        with open(temporary, "wb") as handle:
-            pickle.dump({"scores": scores, "curves": curves}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-
-    write_atomically(directory / "shards" / shard.relative_path, write)
+def started_batches(groups: list[Group], finished: frozenset[str]) -> frozenset[tuple[str, int]]:
+    """(dataset, batch) of every group with a finished shard."""
+    return frozenset((group.dataset, group.batch) for group in groups
+                     if any(shard.name in finished for shard in group.shards))
 
 
-def find_shard(directories: list[Path], relative_path: str) -> Path | None:
-    """The first of ``directories`` holding the shard's pickle (its ``relative_path``)."""
-    for directory in directories:
-        path = directory / "shards" / relative_path
-        if path.is_file():
-            return path
-    return None
-
-
-def load_shard(path: Path) -> dict[str, pd.DataFrame]:
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+def execution_order(groups: list[Group], seed: int, started: frozenset[tuple[str, int]] = frozenset()) -> list[Group]:
+    """The groups one batch position at a time, every (dataset, model) at each, so a run
+    stopped early has covered every model of a dataset on the same images. The batches of
+    a dataset run in a seeded order rather than 0, 1, 2, ...: a whole split is stored
+    class by class, so in order a stopped run would have covered its first classes alone.
+    Batches ``started`` ((dataset, batch) with a finished shard) come first: finishing
+    them costs least and keeps the tables over whole batches (new methods, fixed metrics)."""
+    rank: dict[tuple[str, int], int] = {}
+    for dataset in dict.fromkeys(group.dataset for group in groups):
+        batches = sorted({group.batch for group in groups if group.dataset == dataset})
+        order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed)).tolist()
+        rank.update({(dataset, batches[index]): position for position, index in enumerate(order)})
+    return sorted(groups, key=lambda group: ((group.dataset, group.batch) not in started, rank[group.dataset, group.batch]))

@@ -25,9 +25,13 @@ def is_file_spec(spec: str) -> bool:
     return spec.endswith(".py") or "/" in spec or "\\" in spec
 
 
-def _describe(error: BaseException) -> str:
+def _failed(spec: str, error: Exception) -> UserError:
+    """The one line for an exception raised while a plugin's code ran; a UserError (a method
+    registered with a bad direction, say) keeps its own words."""
     text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    if not isinstance(error, UserError):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return UserError(f"plugin {spec!r} failed to import: {text}")
 
 
 def _import_file(spec: str) -> ModuleType:
@@ -47,9 +51,9 @@ def _import_file(spec: str) -> ModuleType:
     sys.modules[name] = module  # as import does: dataclasses and pickling look the module up
     try:
         module_spec.loader.exec_module(module)
-    except BaseException:
+    except Exception as error:
         del sys.modules[name]
-        raise
+        raise _failed(spec, error) from error
     return module
 
 
@@ -62,17 +66,11 @@ def _import_module(spec: str) -> ModuleType:
                 f"plugin {spec!r} not found: no module {error.name!r} on the Python path "
                 f"(run from its folder, add it to PYTHONPATH, or give the file's path, e.g. ./{spec.replace('.', '/')}.py)"
             ) from None
-        raise
+        raise _failed(spec, error) from error
+    except Exception as error:
+        raise _failed(spec, error) from error
 
 
 def import_plugins(specs: list[str]) -> list[ModuleType]:
     """Import each plugin (a module name or a file's path) in order; one-line errors."""
-    modules = []
-    for spec in specs:
-        try:
-            modules.append(_import_file(spec) if is_file_spec(spec) else _import_module(spec))
-        except UserError:
-            raise
-        except Exception as error:
-            raise UserError(f"plugin {spec!r} failed to import: {_describe(error)}") from error
-    return modules
+    return [_import_file(spec) if is_file_spec(spec) else _import_module(spec) for spec in specs]

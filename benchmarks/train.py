@@ -4,6 +4,7 @@
     python -m benchmarks.train --dataset cifar10 --model cnn --epochs 1 --limit 512 --dest /tmp/x.pt
     python -m benchmarks.train --dataset imagenette --model cnn --seed 43 --track-test-accuracy
     python -m benchmarks.train --dataset imagenette --model convnext-tiny --pretrained   # ImageNet weights in the torch cache
+    python -m benchmarks.train --dataset imagenette --model resnet18 --device cuda --channels-last   # on a GPU
 
 The paper: AdamW, lr 1e-3, batch 128, 50 epochs, seed 42, no augmentation, accuracy of the
 final epoch on the test split; a pretrained model trains its final linear layer alone, from
@@ -101,6 +102,7 @@ def train_model(
     default_dest = SHIPPED_CHECKPOINTS if shipped else out
     dest = Path(dest) if dest is not None else default_dest / f"{stem}.pt"
 
+    described = device_description(device)  # read before training: a failure here must not cost the run
     trainer = Trainer(network, train, config, device)
     resume = out / RESUME_FILE
     seconds = 0.0  # training time over every session of this run
@@ -165,6 +167,7 @@ def train_model(
         **({"test_accuracy_by_epoch": accuracy_by_epoch} if accuracy_by_epoch else {}),
         "weights_dtype": "float16",
         "device": device,
+        **described,
         "threads": torch.get_num_threads(),
         "train_seconds": round(seconds, 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -172,6 +175,30 @@ def train_model(
     }
     write_checkpoint(rounded, manifest, dest)
     return checkpoint_paths(dest)[0]
+
+
+def device_description(device: str) -> dict:
+    """The GPU's name and how it did float32 arithmetic, for the manifest; nothing on a CPU.
+
+    PyTorch's defaults are kept, not set: cuDNN may run float32 convolutions in TF32 while
+    matrix products stay IEEE float32 (``float32_matmul_precision`` "highest"). The paper
+    trained in float32 with a GPU's defaults; which of these a run had is part of what it is.
+    """
+    if torch.device(device).type != "cuda":
+        return {}
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    math = {
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda_matmul_allow_tf32": matmul.allow_tf32,
+        "cudnn_allow_tf32": cudnn.allow_tf32,
+        "cudnn_benchmark": cudnn.benchmark,
+        "cudnn_deterministic": cudnn.deterministic,
+    }
+    # torch >= 2.9 says the same per backend as "ieee" or "tf32"
+    for name, backend in (("cuda_matmul_fp32_precision", matmul), ("cudnn_conv_fp32_precision", getattr(cudnn, "conv", None))):
+        if hasattr(backend, "fp32_precision"):
+            math[name] = backend.fp32_precision
+    return {"device_name": torch.cuda.get_device_name(device), "float32_math": math}
 
 
 def is_paper_protocol(config: TrainConfig) -> bool:
@@ -209,6 +236,13 @@ def main(argv: Optional[list[str]] = None) -> Path:
         "but not the paper's float32 training (the Imagenette CNN ends 0.055 more accurate); default: off",
     )
     parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store activations NHWC: the same float32 training, faster on a GPU's tensor cores "
+        "(default: on with --bf16, else off)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=2,
@@ -234,7 +268,7 @@ def main(argv: Optional[list[str]] = None) -> Path:
     torch.set_num_threads(args.threads)
     image_size = args.image_size or datasets.get(args.dataset).default_image_size
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         bf16=args.bf16, channels_last=args.bf16)
+                         bf16=args.bf16, channels_last=args.bf16 if args.channels_last is None else args.channels_last)
     try:
         path = train_model(
             args.dataset,

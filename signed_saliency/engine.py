@@ -6,13 +6,15 @@
 Each row of ``scores`` is one (image, method, metric, variant) with its ``value``; with
 ``curves=True`` a second frame holds the per-image curves as (…, x, y) rows. Nothing is
 written to disk: the ``benchmarks`` runner adds configs, caching, shards and reports on
-top of :func:`score_batch`, the same function this uses.
+top of :func:`score_maps`, the one batch loop this uses too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -33,58 +35,120 @@ from signed_saliency.errors import UserError
 from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method, predict
 from signed_saliency.metrics.core import Metric, MetricOutput, Progress
-from signed_saliency.metrics.perturbation import model_device
+from signed_saliency.runtime import model_device
 
 pd = lazy_import("pandas")
 
 SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value"]
 CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
+# Images per batch, in evaluate() and per shard in the runner: batch b draws its randomness
+# from seed + b, so the two give the same rows only on the same batches.
+BATCH_SIZE = 32
+
+Rows = dict[str, tuple["pd.DataFrame", "pd.DataFrame"]]  # method name -> (score rows, curve rows)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of images, as every metric call on it sees them."""
+
+    x: Tensor  # (N,C,H,W) in [0,1], on the model's device
+    target: Tensor  # (N,) the classes the maps explain
+    predicted: Tensor  # (N,) the model's classes
+    image_ids: Sequence[int]  # what the rows call the images
+    seed: int
+    ground_truth: Optional[GroundTruth] = None
+
+
+def make_batch(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    image_ids: Sequence[int],
+    seed: int,
+    target: Optional[Tensor] = None,
+    ground_truth: Optional[GroundTruth] = None,
+) -> Batch:
+    """A :class:`Batch` whose target is the predicted class unless ``target`` is given."""
+    predicted = predict(model, x)
+    return Batch(x=x, target=predicted if target is None else target.to(x.device), predicted=predicted,
+                 image_ids=image_ids, seed=seed, ground_truth=ground_truth)
 
 
 def _as_numpy(values: Tensor) -> np.ndarray:
     return values.detach().to("cpu", torch.float64).numpy()
 
 
+def metric_calls(metric: Metric, methods: Sequence[Method]) -> list[list[Method]]:
+    """The methods of each call of ``metric``: all in one for a jointly scored metric, else one each."""
+    return [list(methods)] if metric.jointly else [[method] for method in methods]
+
+
 def score_batch(
     model: nn.Module,
-    x: Tensor,
-    target: Tensor,
-    predicted: Tensor,
+    batch: Batch,
     maps: Mapping[str, Tensor],
+    *,
     methods: Sequence[Method],
     metric: Metric,
-    *,
-    image_ids: Sequence[int],
-    seed: int = 0,
-    ground_truth: Optional[GroundTruth] = None,
     settings: Optional[Mapping[str, Any]] = None,
     progress: Optional[Progress] = None,
-) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """One metric on several methods' maps of one batch (``maps`` keyed by method name)
-    -> ``{method name: (score rows, curve rows)}``; see :meth:`Metric.score_methods`.
-    An image whose map is not finite is not scored: its rows carry NaN."""
+) -> Rows:
+    """One call of ``metric`` on several methods' maps of one batch (``maps`` keyed by
+    method name); see :meth:`Metric.score_methods`. An image whose map is not finite is not
+    scored: its rows carry NaN."""
     nonfinite = find_nonfinite({method.name: maps[method.name] for method in methods})
     outputs = metric.score_methods(
-        model, x, target, without_nonfinite(maps, nonfinite), methods, seed=seed, ground_truth=ground_truth,
-        progress=progress, **dict(settings or {}),
+        model, batch.x, batch.target, without_nonfinite(maps, nonfinite), methods, seed=batch.seed,
+        ground_truth=batch.ground_truth, progress=progress, **dict(settings or {}),
     )
     blank_nonfinite(outputs, nonfinite)
-    return {
-        method.name: _rows(outputs[method.name], method, metric, image_ids, target, predicted) for method in methods
-    }
+    return {method.name: _rows(outputs[method.name], method, metric, batch) for method in methods}
 
 
-def _rows(
-    output: MetricOutput, method: Method, metric: Metric, image_ids: Sequence[int], target: Tensor, predicted: Tensor
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    ids = np.asarray(image_ids)
+def _no_progress(metric: Metric, methods: list[Method]) -> ContextManager[Optional[Progress]]:
+    return contextlib.nullcontext()
+
+
+def score_maps(
+    model: nn.Module,
+    batch: Batch,
+    maps: Mapping[str, Tensor],
+    chosen: Mapping[Metric, Sequence[Method]],
+    *,
+    settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    forward_model: Optional[nn.Module] = None,
+    around_call: Callable[[Metric, list[Method]], ContextManager[Optional[Progress]]] = _no_progress,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[tuple[Metric, list[Method], Rows]]:
+    """The batch loop: every metric of ``chosen`` on its methods' maps, one call at a time,
+    yielding each call's rows as it finishes.
+
+    ``forward_model`` (a low-precision copy, say) runs the forward-only metrics' passes.
+    ``around_call`` wraps each call and may give it a progress callback; ``stop`` is asked
+    before each metric but the first (whose maps are paid for), and ends the loop when true.
+    """
+    settings = settings or {}
+    for position, (metric, methods) in enumerate(chosen.items()):
+        if position and stop():
+            return
+        scorer = forward_model if metric.forward_only and forward_model is not None else model
+        for call in metric_calls(metric, methods):
+            with around_call(metric, call) as progress:
+                rows = score_batch(scorer, batch, maps, methods=call, metric=metric,
+                                   settings=settings.get(metric.name), progress=progress)
+            yield metric, call, rows
+
+
+def _rows(output: MetricOutput, method: Method, metric: Metric, batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ids = np.asarray(batch.image_ids)
     n = len(ids)
     score_frames = [
         pd.DataFrame(
             {
                 "image": ids,
-                "target": target.cpu().numpy(),
-                "predicted": predicted.cpu().numpy(),
+                "target": batch.target.cpu().numpy(),
+                "predicted": batch.predicted.cpu().numpy(),
                 "method": method.name,
                 "metric": metric.name,
                 "variant": variant,
@@ -118,12 +182,11 @@ def _chosen(entries: Optional[Iterable], registry, kind: str) -> list:
     """The entries named (or given) in ``entries``; every registered one for None. An empty
     list is an error rather than "everything": it is more likely a filter that matched nothing."""
     if entries is None:
-        entries = registry.names()
-    else:
-        entries = list(entries)
-        if not entries:
-            raise UserError(f"no {kind}s to evaluate: name some, or pass None for every registered {kind}")
-    return [registry.get(entry) if isinstance(entry, str) else entry for entry in entries]
+        return list(registry)
+    entries = list(entries)
+    if not entries:
+        raise UserError(f"no {kind}s to evaluate: name some, or pass None for every registered {kind}")
+    return [entry if not isinstance(entry, str) else registry.get(entry) for entry in entries]
 
 
 def evaluate(
@@ -136,7 +199,7 @@ def evaluate(
     settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ground_truth: Optional[GroundTruth] = None,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     curves: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Tidy scores of ``methods`` x ``metrics`` on ``images`` ((N,C,H,W) floats in [0,1]).
@@ -160,23 +223,15 @@ def evaluate(
     score_frames, curve_frames = [], []
     nonfinite = NonFiniteMaps()
     for batch_index, start in enumerate(range(0, len(images), batch_size)):
-        x = images[start : start + batch_size].to(device)
-        predicted = predict(model, x)
-        target = predicted if targets is None else targets[start : start + batch_size].to(device)
-        truth = None
-        if ground_truth is not None:
-            truth = GroundTruth(
-                mask=ground_truth.mask[start : start + batch_size].to(device),
-                polarity=ground_truth.polarity[start : start + batch_size].to(device),
-            )
-        maps = method_registry.explain(model, x, target, chosen_methods)
+        index = slice(start, start + batch_size)
+        batch = make_batch(
+            model, images[index].to(device), image_ids=range(start, min(start + batch_size, len(images))),
+            seed=seed + batch_index, target=None if targets is None else targets[index],
+            ground_truth=None if ground_truth is None else ground_truth.select(index, device),
+        )
+        maps = method_registry.explain(model, batch.x, batch.target, chosen_methods)
         nonfinite = nonfinite.merged(find_nonfinite(maps))
-        for metric in chosen_metrics:
-            rows = score_batch(
-                model, x, target, predicted, maps, chosen_methods, metric,
-                image_ids=range(start, start + len(x)), seed=seed + batch_index,
-                ground_truth=truth, settings=settings.get(metric.name),
-            )
+        for _, _, rows in score_maps(model, batch, maps, dict.fromkeys(chosen_metrics, chosen_methods), settings=settings):
             for scores, batch_curves in rows.values():
                 score_frames.append(scores)
                 curve_frames.append(batch_curves)

@@ -7,6 +7,7 @@ keeping a list of its own.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from typing import Callable, Generic, Iterator, Optional, TypeVar
 
@@ -22,6 +23,13 @@ def describe(fn: Callable, description: Optional[str] = None) -> str:
         return description
     doc = (fn.__doc__ or "").strip().splitlines()
     return doc[0] if doc else ""
+
+
+def check_choice(entry: str, key: str, value: object, valid: tuple[str, ...]) -> None:
+    """A one-line UserError, naming the entry and the valid values, for a declared value
+    (a method's direction, a metric's family) that is not one of ``valid``."""
+    if value not in valid:
+        raise UserError(f"{entry}: {key} must be one of {', '.join(valid)}, got {value!r}")
 
 
 class UnknownNameError(UserError, KeyError):
@@ -43,17 +51,16 @@ class Registry(Generic[T]):
     ``build`` turns what the decorator received (a function plus keyword metadata) into
     the stored entry, so each concept decides what an entry is (a ``Method`` object, a
     ``DatasetSpec``...) while the registering, lookup and error messages live here once.
-
-    A *scheme* resolves a family of names that cannot be listed in advance: with
-    ``add_scheme("folder", resolve, "folder:PATH")``, ``get("folder:data/pets")`` returns
-    ``resolve("data/pets")``, an entry made on the spot.
     """
 
     def __init__(self, kind: str, build: Callable[..., T]):
         self.kind = kind
         self._build = build
         self._entries: dict[str, T] = {}
-        self._schemes: dict[str, tuple[Callable[[str], T], str]] = {}
+        # prefix -> resolve(name): entries built on first use, e.g. "quantus:<Metric>"
+        self._resolvers: dict[str, Callable[[str], T]] = {}
+        self._resolved: dict[str, T] = {}
+        self._usages: dict[str, str] = {}  # prefix -> how errors list it ("folder:PATH")
 
     def register(self, name: str, **metadata) -> Callable[[Callable], Callable]:
         """Decorator: ``@registry.register("name", key=value, ...)`` on a function."""
@@ -66,30 +73,48 @@ class Registry(Generic[T]):
 
     def add(self, name: str, entry: T) -> T:
         if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is registered twice")
+            raise UserError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
         return entry
 
-    def add_scheme(self, scheme: str, resolve: Callable[[str], T], usage: str) -> None:
-        """Resolve ``"<scheme>:<rest>"`` names by ``resolve(rest)``; ``usage`` (e.g.
-        ``"folder:PATH"``) is how error messages list the scheme among the valid names."""
-        if scheme in self._schemes:
-            raise ValueError(f"{self.kind} scheme {scheme!r} is added twice")
-        self._schemes[scheme] = (resolve, usage)
+    def add_resolver(self, prefix: str, resolve: Callable[[str], T], usage: Optional[str] = None) -> None:
+        """Let :meth:`get` build the entry of any name starting with ``prefix`` on first use
+        (``resolve(name)`` returns it, or raises :class:`UnknownNameError` listing the names
+        it knows), for families too large or too slow to import to register one by one.
+        Resolved entries are not in :meth:`names`: that lists what is registered. ``usage``
+        (e.g. ``"folder:PATH"``) lists the family among the valid names in errors, and a bare
+        prefix is refused with it."""
+        if prefix in self._resolvers:
+            raise ValueError(f"{self.kind} prefix {prefix!r} has a resolver already")
+        self._resolvers[prefix] = resolve
+        if usage is not None:
+            self._usages[prefix] = usage
 
     def get(self, name: str) -> T:
         if name in self._entries:
             return self._entries[name]
-        scheme, colon, rest = name.partition(":")
-        if colon and scheme in self._schemes:
-            resolve, usage = self._schemes[scheme]
-            if not rest:
-                raise UserError(f"{self.kind} {name!r} is incomplete: write it as {usage}")
-            return resolve(rest)
-        raise UnknownNameError(self.kind, name, self.names() + [usage for _, usage in self._schemes.values()])
+        for prefix, resolve in self._resolvers.items():
+            if name.startswith(prefix):
+                if name == prefix and prefix in self._usages:
+                    raise UserError(f"{self.kind} {name!r} is incomplete: write it as {self._usages[prefix]}")
+                if name not in self._resolved:
+                    self._resolved[name] = resolve(name)
+                return self._resolved[name]
+        raise UnknownNameError(self.kind, name, self.names() + list(self._usages.values()))
 
     def names(self) -> list[str]:
         return list(self._entries)
+
+    @contextlib.contextmanager
+    def override(self, *entries: T) -> Iterator[None]:
+        """Within the block, ``entries`` stand in for the registered entries of their names
+        (for tests and notebooks: a fixed revision, a stub); afterwards the originals return."""
+        originals = {entry.name: self.get(entry.name) for entry in entries}
+        self._entries.update({entry.name: entry for entry in entries})
+        try:
+            yield
+        finally:
+            self._entries.update(originals)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from signed_saliency import models
 from signed_saliency.datasets.core import ImageSet
-from signed_saliency.methods.core import evaluation_mode
+from signed_saliency.runtime import evaluation_mode
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,9 @@ class Trainer:
         self.config, self.device = config, torch.device(device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
-        self.images, self.labels = train.images, train.labels
+        # On a GPU the whole uint8 training set moves there once (Imagenette at 224 px: 1.4 GB),
+        # so a batch is a gather in device memory, not a host-to-device copy every step.
+        self.images, self.labels = train.images.to(self.device), train.labels.to(self.device)
         trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -84,7 +86,8 @@ class Trainer:
         """One pass in a freshly shuffled order; returns the mean loss. ``on_batch(n, loss)``
         is called after each batch (a progress bar, say)."""
         self.model.train()
-        order = torch.randperm(len(self.images), generator=self.generator)
+        # drawn on the CPU generator whatever the device, so a run resumes the same order anywhere
+        order = torch.randperm(len(self.images), generator=self.generator).to(self.images.device)
         total = 0.0
         for batch in order.split(self.config.batch_size):
             x = to_floats(self.images[batch], self.device, self.memory_format)

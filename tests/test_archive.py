@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 from test_run import REAL_PERF_COUNTER, run_ok
 
-from benchmarks import archive, run
+from benchmarks import store
+from benchmarks.store import archive
+from signed_saliency import engine
 
 
 def test_curve_means_pooled_over_shards_equal_those_over_all_images():
@@ -37,8 +40,8 @@ def test_lost_shards_are_read_from_the_archive_and_not_recomputed(workspace, mon
     shutil.rmtree(tmp / "a" / "shards")  # a new machine: the pickles are gone, the committed archive is not
 
     computed = []
-    real_score = run.score_batch
-    monkeypatch.setattr(run, "score_batch", lambda *args, **kwargs: computed.append(1) or real_score(*args, **kwargs))
+    real_score = engine.score_batch
+    monkeypatch.setattr(engine, "score_batch", lambda *args, **kwargs: computed.append(1) or real_score(*args, **kwargs))
     run_ok("--config", config(), "--out", str(tmp / "a"))
     assert computed == []
     assert not (tmp / "a" / "shards").exists()
@@ -52,12 +55,12 @@ def test_a_run_spread_over_two_machines_reports_like_one_run(workspace, monkeypa
     run_ok("--config", config(), "--out", str(tmp / "whole"))
 
     clock = {"now": 0.0}  # a minute per shard saved: --stop-after 1 finishes batch 0's first metric only
-    real_save = run.save_shard
-    monkeypatch.setattr(run, "save_shard", lambda *a, **k: (real_save(*a, **k), clock.update(now=clock["now"] + 60)))
-    monkeypatch.setattr(run.time, "perf_counter", lambda: clock["now"])
+    real_save = store.save_shard
+    monkeypatch.setattr(store, "save_shard", lambda *a, **k: (real_save(*a, **k), clock.update(now=clock["now"] + 60)))
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     run_ok("--config", config(), "--out", str(tmp / "spread"), "--stop-after", "1")
-    monkeypatch.setattr(run, "save_shard", real_save)
-    monkeypatch.setattr(run.time, "perf_counter", REAL_PERF_COUNTER)
+    monkeypatch.setattr(store, "save_shard", real_save)
+    monkeypatch.setattr(time, "perf_counter", REAL_PERF_COUNTER)
     shutil.rmtree(tmp / "spread" / "shards")
     (tmp / "spread" / "curves.csv").unlink()
 

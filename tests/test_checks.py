@@ -136,6 +136,8 @@ def test_an_exception_in_a_users_metric_is_one_line_naming_it(tiny_cnn, images, 
         evaluate(tiny_cnn, images, methods=["saliency"], metrics=["test-broken-metric"])
 
 
-def test_the_librarys_own_errors_stay_tracebacks(tiny_cnn, images):
-    with pytest.raises(ValueError, match="max_layers must be at least 1"):
-        evaluate(tiny_cnn, images, methods=["saliency"], metrics=["randomisation"], settings={"randomisation": {"max_layers": 0}})
+def test_the_librarys_own_errors_stay_tracebacks(images):
+    no_feature_map = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 5))
+    with pytest.raises(ValueError, match="grad-cam needs a feature map") as caught:
+        methods.explain(no_feature_map, images, None, ["grad-cam"])
+    assert not isinstance(caught.value, UserError)

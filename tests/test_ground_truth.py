@@ -1,15 +1,12 @@
 import torch
 
+from helpers import given_method
+
 from signed_saliency import metrics
 from signed_saliency.datasets.core import GroundTruth
-from signed_saliency.methods.core import Method
 from signed_saliency.metrics.ground_truth import roc_auc
 
 NAMES = ("sign-localisation", "sign-agreement", "pointing-game", "mask-auc")
-
-
-def _method(direction):
-    return Method(name=f"given-{direction}", fn=lambda model, x, target: None, direction=direction, needs="model")
 
 
 def _truth():
@@ -23,7 +20,7 @@ def _truth():
 
 def _run(name, maps, direction, truth=None):
     truth = truth or _truth()
-    return metrics.get(name)(None, None, None, maps, _method(direction), seed=0, ground_truth=truth).values
+    return metrics.get(name)(None, None, None, maps, given_method(direction), seed=0, ground_truth=truth).values
 
 
 def _oracle():
@@ -70,7 +67,7 @@ def test_magnitude_maps_have_no_sign_to_check():
 
 def test_ground_truth_metrics_need_ground_truth():
     for name in NAMES:
-        out = metrics.get(name)(None, None, None, _oracle(), _method("signed"), seed=0, ground_truth=None)
+        out = metrics.get(name)(None, None, None, _oracle(), given_method("signed"), seed=0, ground_truth=None)
         assert not out and metrics.get(name).needs_ground_truth
 
 

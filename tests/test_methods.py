@@ -7,10 +7,8 @@ import torch
 from torch import nn
 
 from signed_saliency import methods
-from signed_saliency.methods.core import DIRECTIONS, NEEDS, SCORES
 
 PAPER_MAPS = ("gradient", "saliency", "positive", "negative", "active", "inactive")
-FAMILIES = {"paper", "baseline", "sign-split", "control", "extension"}
 
 
 def naive_class_gradients(model, x):
@@ -205,10 +203,8 @@ def test_gradient_methods_share_one_forward_pass(count_forwards, tiny_cnn, batch
     assert len(calls) == 1
 
 
-def test_every_method_declares_valid_claims():
+def test_every_method_describes_itself():
     for method in methods.registry:
-        assert method.direction in DIRECTIONS and method.score in SCORES and method.needs in NEEDS, method
-        assert method.family in FAMILIES, method
         assert method.description, method
     paper = {m.name: m for m in methods.registry if m.family == "paper"}
     assert set(paper) == set(PAPER_MAPS)

@@ -2,36 +2,12 @@ import math
 
 import pytest
 import torch
-from torch import nn
+
+from helpers import Recorder, given_method
 
 from signed_saliency import metrics
 from signed_saliency.errors import UserError
-from signed_saliency.methods.core import Method
 from signed_saliency.metrics.deletion import PAPER_FRACTIONS, paper_masks
-
-
-def _method(direction):
-    return Method(name=f"test-{direction}", fn=lambda *args: None, direction=direction)
-
-
-class Recorder(nn.Module):
-    """A 'classifier' that keeps every image it is shown, in order; its logits are the
-    first pixels of channel 0, so perturbations do change its argmax."""
-
-    def __init__(self, classes=5):
-        super().__init__()
-        self.classes = classes
-        self.seen = []
-        self.scale = nn.Parameter(torch.ones(()))
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return x[:, 0].flatten(1)[:, : self.classes] * self.scale
-
-    def images(self, n):
-        """Everything seen, as (calls of n images, n, C, H, W)."""
-        seen = torch.cat(self.seen)
-        return seen.view(-1, n, *seen.shape[1:])
 
 
 HAND_MAP = torch.tensor(
@@ -71,7 +47,7 @@ def test_deletion_paper_sets_every_channel_to_the_baseline(direction, expected):
     model = Recorder()
     fractions = (0.0, 0.05, 0.3, 0.9)
     target = torch.zeros(1, dtype=torch.long)
-    out = metrics.get("deletion-paper")(model, x, target, HAND_MAP[None], _method(direction), fractions=fractions)
+    out = metrics.get("deletion-paper")(model, x, target, HAND_MAP[None], given_method(direction), fractions=fractions)
     assert set(out.values) == set(expected)
     (name, value), = expected.items()
     steps = model.images(1)[1:, 0]  # after the unperturbed reference
@@ -88,7 +64,7 @@ def test_deletion_paper_variants_and_auc():
     x = torch.rand(3, 3, 8, 8)
     maps = torch.zeros(3, 8, 8)  # nothing deleted: allegiance 1 throughout, AUC 0.9
     for direction, variants in [("magnitude", {"black", "white"}), ("signed", {"black", "white"})]:
-        out = metrics.get("deletion-paper")(Recorder(), x, torch.zeros(3, dtype=torch.long), maps, _method(direction))
+        out = metrics.get("deletion-paper")(Recorder(), x, torch.zeros(3, dtype=torch.long), maps, given_method(direction))
         assert set(out.values) == variants
         for value in out.values.values():
             assert torch.allclose(value, torch.full((3,), 0.9))
@@ -101,7 +77,7 @@ def test_deletion_removes_exactly_round_p_hw_pixels_in_map_order():
     maps = torch.randn(n, 6, 6)
     model = Recorder()
     target = torch.zeros(n, dtype=torch.long)
-    out = metrics.get("deletion")(model, x, target, maps, _method("signed"), steps=steps)
+    out = metrics.get("deletion")(model, x, target, maps, given_method("signed"), steps=steps)
     seen = model.images(n)[1:]  # black steps then white steps, after the unperturbed pass
     assert seen.shape[0] == 2 * steps
     # a signed map claims its positive pixels raise the score when brightened: darkening
@@ -129,7 +105,7 @@ def test_a_signed_map_deletes_towards_a_mean_by_magnitude_and_others_by_value():
 
     def seen(direction, map_, baseline):
         model = Recorder()
-        deletion(model, x, target, map_, _method(direction), steps=3, baselines=(baseline,), mean=(0.5, 0.5, 0.5))
+        deletion(model, x, target, map_, given_method(direction), steps=3, baselines=(baseline,), mean=(0.5, 0.5, 0.5))
         return model.images(2)
 
     assert torch.equal(seen("signed", maps, "mean"), seen("magnitude", maps.abs(), "mean"))
@@ -144,7 +120,7 @@ def test_deletion_breaks_ties_at_random_but_by_seed():
     def deleted(seed):
         model = Recorder()
         target = torch.zeros(1, dtype=torch.long)
-        metrics.get("deletion")(model, x, target, maps, _method("increase"), steps=4, seed=seed)
+        metrics.get("deletion")(model, x, target, maps, given_method("increase"), steps=4, seed=seed)
         return (model.images(1)[1, 0] == 0).all(dim=0)
 
     first = deleted(0)
@@ -162,7 +138,7 @@ def test_deletion_baselines_defaults_and_mode(tiny_cnn):
     deletion = metrics.get("deletion")
 
     def baselines(direction, **settings):
-        out = deletion(tiny_cnn, x, target, maps, _method(direction), steps=4, **settings)
+        out = deletion(tiny_cnn, x, target, maps, given_method(direction), steps=4, **settings)
         return out, {key.split("/")[0] for key in out.values}
 
     assert baselines("increase")[1] == {"black"}
@@ -176,15 +152,15 @@ def test_deletion_baselines_defaults_and_mode(tiny_cnn):
         if key.endswith(("probability", "allegiance")):
             assert ((0 <= value) & (value <= 1)).all()
     with pytest.raises(UserError):
-        deletion(tiny_cnn, x, target, maps, _method("increase"), baselines=("mean",))
+        deletion(tiny_cnn, x, target, maps, given_method("increase"), baselines=("mean",))
     with pytest.raises(UserError):
-        deletion(tiny_cnn, x, target, maps, _method("increase"), no_such_setting=1)
+        deletion(tiny_cnn, x, target, maps, given_method("increase"), no_such_setting=1)
 
 
 def test_deletion_first_step_is_the_unperturbed_image(tiny_cnn):
     x = torch.rand(3, 3, 16, 16)
     target = torch.tensor([0, 1, 2])
-    out = metrics.get("deletion")(tiny_cnn, x, target, torch.rand(3, 16, 16), _method("increase"), steps=8)
+    out = metrics.get("deletion")(tiny_cnn, x, target, torch.rand(3, 16, 16), given_method("increase"), steps=8)
     with torch.no_grad():
         probability = tiny_cnn.eval()(x).softmax(dim=1)[torch.arange(3), target]
     assert torch.allclose(out.curves["black/probability"].y[:, 0], probability, atol=1e-6)

@@ -1,19 +1,16 @@
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from helpers import Recorder, given_method
+
 from signed_saliency import metrics
-from signed_saliency.methods.core import Method
-
-
-def _method(direction):
-    return Method(name=f"test-{direction}", fn=lambda *args: None, direction=direction)
 
 
 def test_insertion_goes_from_blurred_to_original(tiny_cnn):
     torch.manual_seed(0)
     x = torch.rand(3, 3, 16, 16)
     target = torch.tensor([0, 3, 4])
-    out = metrics.get("insertion")(tiny_cnn, x, target, torch.rand(3, 16, 16), _method("increase"), steps=8)
+    out = metrics.get("insertion")(tiny_cnn, x, target, torch.rand(3, 16, 16), given_method("increase"), steps=8)
     assert set(out.values) == {"highest-first"}
     curve = out.curves["highest-first"]
     with torch.no_grad():
@@ -26,22 +23,12 @@ def test_insertion_goes_from_blurred_to_original(tiny_cnn):
     assert torch.allclose(out.values["highest-first"], torch.trapezoid(curve.y, curve.x, dim=1), atol=1e-6)
 
 
-class Recorder(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return x.flatten(1)[:, :3]
-
-
 def test_signed_maps_insert_both_ways():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 8, 8)
     maps = torch.randn(2, 8, 8)
-    model = Recorder()
-    out = metrics.get("insertion")(model, x, torch.zeros(2, dtype=torch.long), maps, _method("signed"), steps=4)
+    model = Recorder(classes=3)
+    out = metrics.get("insertion")(model, x, torch.zeros(2, dtype=torch.long), maps, given_method("signed"), steps=4)
     assert set(out.values) == {"most-positive-first", "most-negative-first"}
     seen = torch.cat(model.seen).view(-1, 2, 3, 8, 8)[2:]  # after the blurred and original ends
     restored = (seen == x).all(dim=2).flatten(2)  # (steps, N, H*W)

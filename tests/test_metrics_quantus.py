@@ -18,13 +18,10 @@ import torch
 
 quantus = pytest.importorskip("quantus")
 
+from helpers import given_method  # noqa: E402
+
 from signed_saliency import metrics  # noqa: E402
-from signed_saliency.methods.core import Method  # noqa: E402
 from signed_saliency.metrics.road import impute  # noqa: E402
-
-
-def _method(direction):
-    return Method(name=f"test-{direction}", fn=lambda *args: None, direction=direction)
 
 
 @pytest.mark.parametrize("direction,baseline,value", [("increase", "black", 0.0), ("decrease", "white", 1.0)])
@@ -35,7 +32,7 @@ def test_deletion_probability_curve_equals_quantus_pixel_flipping(tiny_cnn, dire
     x = torch.rand(n, 3, height, width)
     target = torch.arange(n) % 5
     maps = torch.rand(n, height, width)  # distinct values: both orders agree without tie-breaks
-    ours = metrics.get("deletion")(tiny_cnn, x, target, maps, _method(direction), steps=steps)
+    ours = metrics.get("deletion")(tiny_cnn, x, target, maps, given_method(direction), steps=steps)
     reference = quantus.PixelFlipping(
         features_in_step=3 * height * width // steps,
         abs=False,
@@ -73,7 +70,7 @@ def test_road_morf_accuracy_equals_quantus_on_one_channel():
     maps = torch.rand(24, 10, 10)
     percentages = [10, 30, 50, 70, 90]  # p * H*W integral: quantus floors, we round
     ours = metrics.get("road")(
-        model, x, target, maps, _method("increase"), fractions=[p / 100 for p in percentages], noise=0.0
+        model, x, target, maps, given_method("increase"), fractions=[p / 100 for p in percentages], noise=0.0
     )
     reference = quantus.ROAD(percentages=percentages, noise=0.0, abs=False, normalise=False, disable_warnings=True)
     theirs = reference(

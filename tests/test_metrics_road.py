@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import Recorder, given_method
+
 from signed_saliency import metrics
-from signed_saliency.methods.core import Method
+from signed_saliency.errors import UserError
 from signed_saliency.metrics.road import impute, impute_batch, system_groups
 
 OFFSETS = {(dr, dc): 1 / 6 if dr == 0 or dc == 0 else 1 / 12 for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc}
@@ -63,17 +65,13 @@ def test_batched_imputation_does_not_depend_on_how_images_are_grouped():
             np.testing.assert_allclose(grouped, one_by_one, atol=1e-12)
 
 
-def _method(direction):
-    return Method(name=f"test-{direction}", fn=lambda *args: None, direction=direction)
-
-
 def test_road_runs_on_rgb_32x32_and_reports_the_gap():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)).train()
     x = torch.rand(4, 3, 32, 32)
     target = torch.tensor([0, 1, 2, 3])
     maps = torch.rand(4, 32, 32)
-    out = metrics.get("road")(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
+    out = metrics.get("road")(model, x, target, maps, given_method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
     assert model.training
     assert set(out.curves) == {f"{o}/{s}" for o in ("morf", "lerf") for s in ("accuracy", "probability")}
     assert set(out.values) == {"accuracy", "probability"}
@@ -82,36 +80,31 @@ def test_road_runs_on_rgb_32x32_and_reports_the_gap():
         assert gap.shape == (4,) and torch.isfinite(gap).all()
         lerf, morf = out.curves[f"lerf/{score}"], out.curves[f"morf/{score}"]
         assert torch.allclose(gap, torch.trapezoid(lerf.y - morf.y, lerf.x, dim=1) / 0.6, atol=1e-6)
-    again = metrics.get("road")(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
+    again = metrics.get("road")(model, x, target, maps, given_method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
     assert torch.equal(again.curves["morf/probability"].y, out.curves["morf/probability"].y)
 
 
 def test_road_removes_most_then_least_relevant_pixels():
-    seen = []
-
-    class Recorder(torch.nn.Module):
-        def forward(self, x):
-            seen.append(x.clone())
-            return x.flatten(1)[:, :3]
 
     x = torch.rand(1, 3, 8, 8)
     maps = torch.arange(64.0).view(1, 8, 8)
     target = torch.zeros(1, dtype=torch.long)
-    metrics.get("road")(Recorder(), x, target, maps, _method("increase"), fractions=(0.25,), noise=0.0)
-    morf, lerf = torch.cat(seen)
+    recorder = Recorder(classes=3)
+    metrics.get("road")(recorder, x, target, maps, given_method("increase"), fractions=(0.25,), noise=0.0)
+    morf, lerf = torch.cat(recorder.seen)
     changed = lambda image: (image != x[0]).any(dim=0).flatten()  # noqa: E731
     assert torch.equal(changed(morf).nonzero().flatten(), torch.arange(48, 64))
     assert torch.equal(changed(lerf).nonzero().flatten(), torch.arange(0, 16))
 
 
 def test_road_rejects_removing_everything(tiny_cnn):
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="fractions must be a non-empty list of items each a fraction in"):
         metrics.get("road")(
             tiny_cnn,
             torch.rand(1, 3, 8, 8),
             torch.zeros(1, dtype=torch.long),
             torch.rand(1, 8, 8),
-            _method("increase"),
+            given_method("increase"),
             fractions=(1.0,),
         )
 
@@ -121,8 +114,8 @@ def test_road_reports_each_imputed_step_without_changing_its_values():
     x, maps, target = torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8), torch.tensor([0, 1])
     heard = []
     road = metrics.get("road")
-    out = road(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5), progress=lambda *a: heard.append(a))
+    out = road(model, x, target, maps, given_method("increase"), fractions=(0.2, 0.5), progress=lambda *a: heard.append(a))
     assert heard == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # MoRF and LeRF, two fractions each
-    silent = road(model, x, target, maps, _method("increase"), fractions=(0.2, 0.5))
+    silent = road(model, x, target, maps, given_method("increase"), fractions=(0.2, 0.5))
     assert torch.equal(out.values["probability"], silent.values["probability"])
     assert "progress" not in road.defaults()  # a call parameter, not a setting configs could change

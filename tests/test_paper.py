@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from benchmarks import figures, paper, run, table1
+from benchmarks.execute import example_positions
+from signed_saliency import engine
 
 DELETION_PART = """
 seed = 1
@@ -105,8 +107,8 @@ def test_second_paper_run_reuses_every_shard_and_gives_identical_tables(suite, m
     first |= {f"{part}/{name}": (out / part / name).read_bytes()
               for part in ["part-deletion", "part-suite"] for name in ["scores.csv", "summary.csv", "significance.csv"]}
     computed = []
-    real_score = run.score_batch
-    monkeypatch.setattr(run, "score_batch", lambda *a, **k: (computed.append(1), real_score(*a, **k))[1])
+    real_score = engine.score_batch
+    monkeypatch.setattr(engine, "score_batch", lambda *a, **k: (computed.append(1), real_score(*a, **k))[1])
     assert run.main(["--config", config, "--out", str(out), "--quiet"]) == 0
     assert computed == []
     for name, content in first.items():
@@ -126,8 +128,8 @@ def test_parts_runs_some_parts_and_leaves_the_others_results_alone(suite, monkey
     for folder in ["shards", "archive"]:
         shutil.rmtree(out / "part-deletion" / folder)
     computed = []
-    real_score = run.score_batch
-    monkeypatch.setattr(run, "score_batch", lambda *a, **k: (computed.append(a[6].name), real_score(*a, **k))[1])
+    real_score = engine.score_batch
+    monkeypatch.setattr(engine, "score_batch", lambda *a, **k: (computed.append(k["metric"].name), real_score(*a, **k))[1])
     shutil.rmtree(out / "part-suite" / "shards")
     shutil.rmtree(out / "part-suite" / "archive")
     assert run.main(["--config", config, "--out", str(out), "--parts", "part-suite", "--quiet"]) == 0
@@ -210,7 +212,7 @@ def test_randomisation_figure_gathers_every_part_that_ran_the_check(tmp_path, mo
     two parts is drawn from the first."""
     from types import SimpleNamespace
 
-    from benchmarks import report
+    from benchmarks import store
 
     def curve_means(dataset: str, model: str, start: float) -> pd.DataFrame:
         return pd.DataFrame({"dataset": dataset, "model": model, "method": "saliency", "metric": "randomisation",
@@ -224,8 +226,8 @@ def test_randomisation_figure_gathers_every_part_that_ran_the_check(tmp_path, mo
     plans = {name: {"methods": {"saliency": {"family": "paper"}},
                     "metrics": {"deletion": {}} if rows is None else {"randomisation": {"curve_x": "layers"}}}
              for name, rows in held.items()}
-    monkeypatch.setattr(report, "read_plan", lambda part: plans[part.name])
-    monkeypatch.setattr(report, "collect", lambda parts, only_metrics=None: SimpleNamespace(curve_means=held[parts[0].name]))
+    monkeypatch.setattr(store, "read_plan", lambda part: plans[part.name])
+    monkeypatch.setattr(store, "collect", lambda parts, only_metrics=None: SimpleNamespace(curve_means=held[parts[0].name]))
     drawn = []
     monkeypatch.setattr(figures, "randomisation_figure", lambda curves, meta, measures, x_label: (curves, x_label))
     monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append((figure, path.name)))
@@ -259,9 +261,9 @@ def test_tables2_3_set_ours_beside_the_published_value():
 def test_example_positions_prefer_correct_images_one_class_at_a_time():
     labels = torch.tensor([0, 0, 1, 1, 2, 0])
     correct = torch.tensor([False, True, True, False, False, True])
-    assert run.example_positions(labels, 3, correct) == [1, 2, 4]  # class 2 has no correct image: its first
-    assert run.example_positions(labels, 5, correct) == [1, 2, 4, 5, 3]
-    assert run.example_positions(labels, 4) == [0, 2, 4, 1]
+    assert example_positions(labels, 3, correct) == [1, 2, 4]  # class 2 has no correct image: its first
+    assert example_positions(labels, 5, correct) == [1, 2, 4, 5, 3]
+    assert example_positions(labels, 4) == [0, 2, 4, 1]
 
 
 def test_accuracy_by_epoch_reads_every_tracked_run_and_draws_it(tmp_path):

@@ -58,7 +58,7 @@ def test_a_plugin_by_relative_or_absolute_file_path(plugin_dir, spelling):
     "stem, text, message",
     [
         ("bad_direction", PLUGIN.replace("magnitude", "upward").format(name="test-bad"),
-         r"^plugin '\./bad_direction\.py' failed to import: ValueError: method 'test-bad': direction must be one of"),
+         r"^plugin '\./bad_direction\.py' failed to import: method 'test-bad': direction must be one of"),
         ("bad_syntax", "def broken(:\n", r"^plugin '\./bad_syntax\.py' failed to import: SyntaxError: .*line 1"),
         ("bad_dependency", "import no_such_package_here\n",
          r"^plugin '\./bad_dependency\.py' failed to import: ModuleNotFoundError: No module named 'no_such_package_here'$"),

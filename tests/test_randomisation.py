@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from signed_saliency import methods, metrics
+from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
 from signed_saliency.metrics import randomisation as R
 from signed_saliency.metrics.similarity import MEASURES, similarities
@@ -257,7 +258,7 @@ def test_an_empty_set_of_randomised_layers_is_an_error_not_a_similarity_of_one(t
     saliency = methods.get("saliency")
     maps = saliency(tiny_cnn, x, target)
     randomisation = metrics.get("randomisation")
-    with pytest.raises(ValueError, match="max_layers must be at least 1"):
+    with pytest.raises(UserError, match="max_layers must be a number at least 1 or None"):
         randomisation(tiny_cnn, x, target, maps, saliency, seed=0, max_layers=0)
     parameter_free = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
     with pytest.raises(ValueError, match="no layer with parameters"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 
 import pandas as pd
@@ -11,8 +12,10 @@ import pytest
 import torch
 
 from benchmarks import plan as plan_module
-from benchmarks import report, run
-from signed_saliency import methods, metrics
+from benchmarks import report, run, store
+from benchmarks.plan import execution_order
+from benchmarks.prepare import choose_images
+from signed_saliency import engine, methods, metrics
 
 REAL_PERF_COUNTER = time.perf_counter
 
@@ -43,7 +46,7 @@ def test_killed_run_resumes_to_the_same_scores(workspace, monkeypatch):
     run_ok("--config", config(), "--out", str(tmp / "whole"))
 
     saved = []
-    real_save = plan_module.save_shard
+    real_save = store.save_shard
 
     def save_then_die(*args, **kwargs):
         if len(saved) == 3:
@@ -51,20 +54,20 @@ def test_killed_run_resumes_to_the_same_scores(workspace, monkeypatch):
         real_save(*args, **kwargs)
         saved.append(args[1])
 
-    monkeypatch.setattr(run, "save_shard", save_then_die)
+    monkeypatch.setattr(store, "save_shard", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run.main(["--config", config(), "--out", str(tmp / "killed"), "--quiet"])
     assert len(list((tmp / "killed" / "shards").rglob("*.pkl"))) == 3
-    monkeypatch.setattr(run, "save_shard", real_save)
+    monkeypatch.setattr(store, "save_shard", real_save)
 
     computed = []
-    real_score = run.score_batch
+    real_score = engine.score_batch
 
     def counting_score(*args, **kwargs):
-        computed.extend(method.name for method in args[5])
+        computed.extend(method.name for method in kwargs["methods"])
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(run, "score_batch", counting_score)
+    monkeypatch.setattr(engine, "score_batch", counting_score)
     run_ok("--config", config(), "--out", str(tmp / "killed"))
     assert len(computed) == 8 - 3  # 2 batches x 2 methods x 2 metrics, 3 already done
     assert (tmp / "killed" / "scores.csv").read_bytes() == (tmp / "whole" / "scores.csv").read_bytes()
@@ -92,11 +95,12 @@ def test_a_fixed_metric_is_recomputed_and_the_rest_reused(workspace, monkeypatch
     tmp, config = workspace
     run_ok("--config", config(), "--out", str(tmp / "a"))
     fixed = dataclasses.replace(metrics.get("sparseness"), revision=2)
-    monkeypatch.setitem(metrics.registry._entries, "sparseness", fixed)
     computed = []
-    real_score = run.score_batch
-    monkeypatch.setattr(run, "score_batch", lambda *a, **k: computed.extend([a[6].name] * len(a[5])) or real_score(*a, **k))
-    run_ok("--config", config(), "--out", str(tmp / "a"))
+    real_score = engine.score_batch
+    monkeypatch.setattr(engine, "score_batch",
+                        lambda *a, **k: computed.extend([k["metric"].name] * len(k["methods"])) or real_score(*a, **k))
+    with metrics.registry.override(fixed):
+        run_ok("--config", config(), "--out", str(tmp / "a"))
     assert computed == ["sparseness"] * 4  # 2 batches x 2 methods; deletion's shards reused
 
 
@@ -112,8 +116,8 @@ def test_a_fixed_method_redraws_the_example_maps(workspace, monkeypatch):
         return torch.ones(x.shape[0], *x.shape[2:])
 
     fixed = dataclasses.replace(methods.get("positive"), revision=2, fn=fixed_positive, needs="model")
-    monkeypatch.setitem(methods.registry._entries, "positive", fixed)
-    run_ok("--config", config(), "--out", str(tmp / "a"))
+    with methods.registry.override(fixed):
+        run_ok("--config", config(), "--out", str(tmp / "a"))
     new = torch.load(examples, weights_only=False)
     assert new["key"] != old["key"]
     assert torch.equal(new["maps"]["positive"], torch.ones_like(old["maps"]["positive"]))
@@ -152,7 +156,7 @@ def test_slices_sharing_a_folder_then_one_run_report_the_whole(workspace, monkey
     run_ok("--config", config(), "--out", str(tmp / "whole"))
     run_ok("--config", config(), "--out", str(tmp / "shared"), "--shard", "0/2")
     run_ok("--config", config(), "--out", str(tmp / "shared"), "--shard", "1/2")
-    monkeypatch.setattr(run, "score_batch", lambda *args, **kwargs: pytest.fail("every shard was computed by a slice"))
+    monkeypatch.setattr(engine, "score_batch", lambda *args, **kwargs: pytest.fail("every shard was computed by a slice"))
     run_ok("--config", config(), "--out", str(tmp / "shared"))
     for name in ["scores.csv", "summary.csv", "significance.csv"]:
         assert (tmp / "shared" / name).read_bytes() == (tmp / "whole" / name).read_bytes(), name
@@ -181,15 +185,42 @@ def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
     try:
         assert run.main(["--plugin", "user_methods_plugin", "--list"]) == 0
         assert "brightness-test" in capsys.readouterr().out
-        run_ok("--config", config(), "--plugin", "user_methods_plugin", "--methods", "saliency,brightness-test,broken-test",
-               "--out", str(tmp / "p"))
+        capsys.readouterr()
+        run_ok("--config", config(), "--plugin", str(tmp / "user_methods_plugin.py"),
+               "--methods", "saliency,brightness-test,broken-test", "--out", str(tmp / "p"))
         summary = pd.read_csv(tmp / "p" / "summary.csv")
         assert {"brightness-test", "broken-test"} <= set(summary["method"])
-        assert summary.loc[summary["method"] == "broken-test", "n_nonfinite"].gt(0).any()
+        broken = summary[summary["method"] == "broken-test"]
+        assert broken["n"].eq(0).all() and broken["n_nonfinite"].eq(8).all()  # never scored, every image counted
         assert "brightness-test" in (tmp / "p" / "summary.md").read_text()
+        assert "not scored (their rows are NaN): broken-test (8)" in capsys.readouterr().err
     finally:
         for name in ["brightness-test", "broken-test"]:
             methods.registry.unregister(name)
+        sys.modules.pop("user_methods_plugin", None)
+
+
+def test_an_error_in_a_plugins_method_is_one_line_and_debug_adds_its_traceback(workspace, monkeypatch, capsys):
+    tmp, config = workspace
+    (tmp / "raising_plugin.py").write_text(
+        "from signed_saliency.methods import register\n\n"
+        "@register('raising-test', direction='magnitude', needs='model')\n"
+        "def raising(model, x, target):\n"
+        "    return 1 / 0\n"
+    )
+    try:
+        argv = ["--config", config(), "--plugin", str(tmp / "raising_plugin.py"), "--methods", "raising-test",
+                "--out", str(tmp / "r"), "--quiet"]
+        assert run.main(argv) == 2
+        assert capsys.readouterr().err == (
+            "error: method 'raising-test' (plugin raising_plugin) raised ZeroDivisionError: division by zero\n"
+        )
+        assert run.main([*argv, "--debug"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "return 1 / 0" in err and "raising_plugin.py" in err
+    finally:
+        methods.registry.unregister("raising-test")
+        sys.modules.pop("raising_plugin", None)
 
 
 @pytest.mark.parametrize(
@@ -200,7 +231,7 @@ def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
         (["--config", "no-such-config"], "unknown config 'no-such-config'"),
         (["--datasets", "cifar10", "--data-root", "/nonexistent/data"], "/nonexistent/data"),
         (["--shard", "2/2"], "0 <= i < n"),
-        (["--plugin", "no_such_plugin_module"], "plugin module 'no_such_plugin_module' not found"),
+        (["--plugin", "no_such_plugin_module"], "plugin 'no_such_plugin_module' not found"),
         (["--threads", "0"], "threads must be at least 1"),
     ],
 )
@@ -247,13 +278,13 @@ def test_batches_run_in_a_seeded_order_every_model_at_each_step():
         plan_module.Group(dataset=dataset, model=model, batch=batch, image_positions=(), shards=())
         for dataset, batches in (("a", 12), ("b", 3)) for model in ("cnn", "resnet18") for batch in range(batches)
     ]
-    order = run.execution_order(groups, seed=0)
-    assert order == run.execution_order(groups, seed=0) and sorted(map(id, order)) == sorted(map(id, groups))
+    order = execution_order(groups, seed=0)
+    assert order == execution_order(groups, seed=0) and sorted(map(id, order)) == sorted(map(id, groups))
     a_batches = [group.batch for group in order if group.dataset == "a"]
     assert a_batches[0::2] == a_batches[1::2]  # both models of a dataset at each batch before the next batch
     assert a_batches[0::2] != sorted(a_batches[0::2])  # a whole split is stored by class: not 0, 1, 2, ...
     assert [group.dataset for group in order[:4]] == ["a", "a", "b", "b"]  # the datasets advance together
-    resumed = run.execution_order(groups, seed=0, started=frozenset({("a", 7), ("b", 2)}))
+    resumed = execution_order(groups, seed=0, started=frozenset({("a", 7), ("b", 2)}))
     assert sorted((group.dataset, group.batch) for group in resumed[:4]) == [("a", 7), ("a", 7), ("b", 2), ("b", 2)]
     assert resumed[4:] == [group for group in order if (group.dataset, group.batch) not in {("a", 7), ("b", 2)}]
 
@@ -261,22 +292,22 @@ def test_batches_run_in_a_seeded_order_every_model_at_each_step():
 def test_stop_after_reports_what_is_finished_and_the_rest_resumes(workspace, monkeypatch, capsys):
     tmp, config = workspace
     clock = {"now": 0.0}  # a clock that moves a minute with every shard saved
-    real_save = run.save_shard
+    real_save = store.save_shard
 
     def save_and_tick(*args, **kwargs):
         real_save(*args, **kwargs)
         clock["now"] += 60.0
 
-    monkeypatch.setattr(run, "save_shard", save_and_tick)
-    monkeypatch.setattr(run.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(store, "save_shard", save_and_tick)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     assert run.main(["--config", config(), "--out", str(tmp / "a"), "--stop-after", "1", "--quiet"]) == 0
     # batch 0's first metric done for both methods; no metric starts past the minute
     assert "6 shards left for the next run" in capsys.readouterr().err
     assert len(list((tmp / "a" / "shards").rglob("*.pkl"))) == 2
     summary = pd.read_csv(tmp / "a" / "summary.csv")
     assert set(summary["metric"]) == {"deletion"} and summary["n"].eq(4).all()
-    monkeypatch.setattr(run, "save_shard", real_save)
-    monkeypatch.setattr(run.time, "perf_counter", REAL_PERF_COUNTER)
+    monkeypatch.setattr(store, "save_shard", real_save)
+    monkeypatch.setattr(time, "perf_counter", REAL_PERF_COUNTER)
     run_ok("--config", config(), "--out", str(tmp / "a"))
     assert len(list((tmp / "a" / "shards").rglob("*.pkl"))) == 8
     assert run.main(["--config", config(), "--stop-after", "0", "--quiet"]) == 2
@@ -292,9 +323,9 @@ def test_chosen_images_are_shuffled_so_a_stopped_run_is_a_fair_sample():
         dataset="toy", split="test", images=torch.zeros(1000, 1, 2, 2, dtype=torch.uint8), labels=labels,
         class_names=tuple(map(str, range(10))), indices=torch.arange(1000),
     )
-    chosen = run.choose_images(split, 200, seed=0)
+    chosen = choose_images(split, 200, seed=0)
     assert len(set(chosen.indices.tolist())) == 200
-    assert torch.equal(chosen.indices, run.choose_images(split, 200, seed=0).indices)
+    assert torch.equal(chosen.indices, choose_images(split, 200, seed=0).indices)
     first_batch = chosen.labels[:64]
     assert len(first_batch.unique()) >= 8  # sorted back, the first 64 would be one or two classes
     assert torch.equal(labels[chosen.indices], chosen.labels)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from signed_saliency import methods
+from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method, sign_split
 
 
@@ -83,7 +84,7 @@ def test_the_rule_applies_to_methods_added_after_import_and_can_be_declined():
 
 
 def test_only_signed_maps_can_be_split():
-    with pytest.raises(ValueError, match="signed"):
+    with pytest.raises(UserError, match="signed"):
         methods.register("test-sign-magnitude", direction="magnitude", needs="gradients", split_signs=True)(
             lambda grads: grads.target[:, 0]
         )
@@ -101,8 +102,22 @@ def test_sign_split_is_a_pure_function_of_the_parent():
 def test_a_variant_name_already_taken_refuses_the_whole_method():
     methods.register("test-clash-positive", direction="magnitude", needs="gradients")(lambda g: g.target[:, 0])
     try:
-        with pytest.raises(ValueError, match="test-clash-positive"):
+        with pytest.raises(UserError, match="test-clash-positive"):
             methods.register("test-clash", direction="signed", needs="gradients")(lambda g: g.target[:, 0])
         assert "test-clash" not in methods.names()
     finally:
         methods.registry.unregister("test-clash-positive")
+
+
+@pytest.mark.parametrize("key, value, valid", [
+    ("direction", "upwards", "increase, decrease, magnitude, signed"),
+    ("score", "probability", "logit, margin"),
+    ("needs", "hessian", "gradients, all-gradients, model"),
+    ("family", "mine", "paper, extension, baseline, sign-split, control, user, other"),
+])
+def test_a_bad_claim_is_refused_at_registration_in_one_line(key, value, valid):
+    declared = {"direction": "increase", "needs": "gradients", key: value}
+    with pytest.raises(UserError) as error:
+        methods.register("test-bad-claim", **declared)(lambda grads: grads.target[:, 0])
+    assert str(error.value) == f"method 'test-bad-claim': {key} must be one of {valid}, got {value!r}"
+    assert "test-bad-claim" not in methods.names()

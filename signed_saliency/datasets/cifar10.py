@@ -1,8 +1,8 @@
 """CIFAR-10 (Krizhevsky, 2009): 32x32 RGB, ten classes.
 
 Read from an ImageFolder JPEG copy (``<root>/cifar10-jpg/<split>/<class>/*.jpg``) when there
-is one, else from torchvision's own download (``<root>/cifar-10-batches-py``, which
-``benchmarks.data`` fetches with ``--download``: this module only reads). The ``sample``
+is one, else from torchvision's own download (``<root>/cifar-10-batches-py``). The library only
+reads: :func:`download` fetches that copy when ``benchmarks.data`` asks (``--download``). The ``sample``
 split is 256 test images shipped inside the package, so examples run with no data at all.
 """
 
@@ -41,12 +41,27 @@ def source_path(split: str, root: Optional[Path]) -> Optional[Path]:
     return None
 
 
+def download(split: str, root: Path) -> None:
+    """Fetch torchvision's copy of ``split`` into ``root`` where the loader would not find one."""
+    if split == "sample" or (root / JPEG_FOLDER / split).is_dir():
+        return  # shipped, or read from the JPEG copy: torchvision's files would not be read
+    from torchvision.datasets import CIFAR10
+
+    try:
+        # checks a copy already there against its checksums and fetches a missing or broken one
+        CIFAR10(str(root), train=split == "train", download=True)
+    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
+        raise DatasetNotFoundError(f"could not download CIFAR-10 into {root}: {error}") from None
+
+
 @register(
     "cifar10",
     class_names=CLASS_NAMES,
     default_image_size=32,
     splits=("train", "test", "sample"),
     evaluation_split="test",
+    source=source_path,
+    download=download,
 )
 def cifar10(
     split: str,

@@ -24,6 +24,11 @@ class GroundTruth:
     mask: Tensor
     polarity: Tensor
 
+    def select(self, index: slice | Tensor | Sequence[int], device: Optional[torch.device] = None) -> "GroundTruth":
+        """The ground truth of images ``index``, on ``device`` (where they are when None)."""
+        return GroundTruth(mask=self.mask[index].to(device or self.mask.device),
+                           polarity=self.polarity[index].to(device or self.polarity.device))
+
 
 @dataclass(frozen=True)
 class ImageSet:
@@ -60,15 +65,12 @@ class ImageSet:
 
     def subset(self, index: Tensor | Sequence[int]) -> "ImageSet":
         index = torch.as_tensor(index, dtype=torch.long)
-        truth = self.ground_truth
-        if truth is not None:
-            truth = GroundTruth(mask=truth.mask[index], polarity=truth.polarity[index])
         return replace(
             self,
             images=self.images[index],
             labels=self.labels[index],
             indices=self.indices[index],
-            ground_truth=truth,
+            ground_truth=self.ground_truth.select(index) if self.ground_truth is not None else None,
         )
 
 
@@ -90,9 +92,11 @@ class DatasetSpec:
     evaluation_split: str
     has_ground_truth: bool = False
     description: str = ""
-    # the folder a user's dataset (``folder:PATH``) is read from, for caches to fingerprint;
-    # None for a registered dataset, whose module's ``source_path`` says where it reads
-    source: Optional[Path] = None
+    # where a split is read from under a root: ``source(split, root) -> path or None`` (None:
+    # not there yet); a dataset without it is generated, with no files to fingerprint
+    source: Optional[Callable[[str, Optional[Path]], Optional[Path]]] = field(default=None, repr=False)
+    # ``download(split, root)`` fetches a missing split; only benchmarks.data calls it (``--download``)
+    download: Optional[Callable[[str, Path], None]] = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:

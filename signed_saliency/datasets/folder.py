@@ -39,6 +39,11 @@ def _load(name: str, folder: Path, split: str, *, root: Optional[Path], image_si
     return load_folder(name, split, folder, listing.class_folders, image_size)
 
 
+def _source(folder: Path, split: str, root: Optional[Path]) -> Path:
+    """Where every split of a folder dataset is read from, whatever the data root."""
+    return folder
+
+
 def folder_dataset(path: str) -> DatasetSpec:
     """The dataset ``folder:<path>``: classes from ``path``'s subfolders (checked now),
     images read when loaded."""
@@ -59,8 +64,8 @@ def folder_dataset(path: str) -> DatasetSpec:
         splits=(SPLIT,),
         evaluation_split=SPLIT,
         description=f"images under {folder}, {len(classes)} classes from its folders",
-        source=folder.resolve(),
+        source=functools.partial(_source, folder.resolve()),
     )
 
 
-registry.add_scheme("folder", folder_dataset, "folder:PATH")
+registry.add_resolver("folder:", lambda name: folder_dataset(name.partition(":")[2]), "folder:PATH")

@@ -1,8 +1,8 @@
 """Imagenette v2 (fastai): ten easy ImageNet classes, squashed to square images.
 
 Read from ``<root>/imagenette2-224/<split>/<wnid>/*.JPEG`` (the 224x224 copy) when there is
-one, else from torchvision's download (``<root>/imagenette2-320``, resized on load, which
-``benchmarks.data`` fetches with ``--download``: this module only reads).
+one, else from torchvision's download (``<root>/imagenette2-320``, resized on load). The library
+only reads: :func:`download` fetches that copy when ``benchmarks.data`` asks (``--download``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Optional
 
 from signed_saliency.datasets._folder import load_folder
 from signed_saliency.datasets.core import ImageSet, register
-from signed_saliency.errors import DatasetNotFoundError
+from signed_saliency.errors import DatasetNotFoundError, UserError
 
 WNIDS = (
     "n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
@@ -37,12 +37,31 @@ def source_path(split: str, root: Optional[Path]) -> Optional[Path]:
     return None
 
 
+def download(split: str, root: Path) -> None:
+    """Fetch torchvision's copy of ``split`` into ``root`` where the loader would not find one."""
+    if source_path(split, root) is not None:
+        return
+    try:
+        from torchvision.datasets import Imagenette
+    except ImportError:
+        raise UserError(
+            "this torchvision has no Imagenette dataset (added in 0.17): upgrade torchvision, or download "
+            f"imagenette2-320.tgz from fastai and unpack it under the data root as {TORCHVISION_FOLDER}/"
+        ) from None
+    try:
+        Imagenette(str(root), split=split, size=TORCHVISION_SIZE, download=True)
+    except OSError as error:  # URLError and friends: no network, a proxy, a full disk
+        raise DatasetNotFoundError(f"could not download Imagenette into {root}: {error}") from None
+
+
 @register(
     "imagenette",
     class_names=CLASS_NAMES,
     default_image_size=224,
     splits=("train", "val"),
     evaluation_split="val",
+    source=source_path,
+    download=download,
 )
 def imagenette(
     split: str,

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator, Literal, Optional
+from typing import Callable, Iterable, Literal, Optional, get_args
 
 import torch
 from torch import Tensor, nn
 
 from signed_saliency.checks import check_maps, user_code
-from signed_saliency.registry import Registry, describe
-
-DIRECTIONS = ("increase", "decrease", "magnitude", "signed")
-SCORES = ("logit", "margin")
-NEEDS = ("gradients", "all-gradients", "model")
+from signed_saliency.errors import UserError
+from signed_saliency.registry import Registry, check_choice, describe
+from signed_saliency.runtime import evaluation_mode
 
 Direction = Literal["increase", "decrease", "magnitude", "signed"]
 Score = Literal["logit", "margin"]
 Needs = Literal["gradients", "all-gradients", "model"]
+# how reports group methods: the paper's maps, this project's extensions of them, published
+# baselines, their sign splits, controls, and a plugin's own
+Family = Literal["paper", "extension", "baseline", "sign-split", "control", "user", "other"]
+
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
+SCORES: tuple[str, ...] = get_args(Score)
+NEEDS: tuple[str, ...] = get_args(Needs)
+FAMILIES: tuple[str, ...] = get_args(Family)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Method:
     fn: Callable = field(repr=False)
     direction: Direction
     score: Score = "logit"
-    family: str = "other"
+    family: Family = "other"
     needs: Needs = "model"
     description: str = ""
     split_signs: bool = False
@@ -82,16 +87,12 @@ class Method:
     revision: int = 1
 
     def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"method {self.name!r}: direction must be one of {DIRECTIONS}, got {self.direction!r}")
-        if self.score not in SCORES:
-            raise ValueError(f"method {self.name!r}: score must be one of {SCORES}, got {self.score!r}")
-        if self.needs not in NEEDS:
-            raise ValueError(f"method {self.name!r}: needs must be one of {NEEDS}, got {self.needs!r}")
+        for key, valid in (("direction", DIRECTIONS), ("score", SCORES), ("needs", NEEDS), ("family", FAMILIES)):
+            check_choice(f"method {self.name!r}", key, getattr(self, key), valid)
         if self.split_signs and self.direction != "signed":
-            raise ValueError(f"method {self.name!r}: only a signed map can be split into signs, not {self.direction!r}")
+            raise UserError(f"method {self.name!r}: only a signed map can be split into signs, not {self.direction!r}")
         if self.parent is not None and self.parent.needs != self.needs:
-            raise ValueError(f"method {self.name!r}: a derived method needs what its parent needs")
+            raise UserError(f"method {self.name!r}: a derived method needs what its parent needs")
 
     def __call__(self, model: nn.Module, x: Tensor, target: Optional[Tensor] = None) -> Tensor:
         return explain(model, x, target, [self])[self.name]
@@ -154,7 +155,7 @@ class MethodRegistry(Registry[Method]):
     def add(self, name: str, entry: Method) -> Method:
         variants = sign_split(entry) if entry.split_signs else ()
         for taken in [v.name for v in variants if v.name in self]:
-            raise ValueError(f"method {taken!r} is registered twice")
+            raise UserError(f"method {taken!r} is registered twice")
         super().add(name, entry)
         for variant in variants:
             super().add(variant.name, variant)
@@ -172,18 +173,6 @@ registry = MethodRegistry("method", _build_method)
 register = registry.register
 get = registry.get
 names = registry.names
-
-
-@contextlib.contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every submodule in eval mode for the duration, then restore each one's flag."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in flags:
-            module.training = training
 
 
 def predict(model: nn.Module, x: Tensor) -> Tensor:

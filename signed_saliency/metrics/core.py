@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, get_args
 
 from torch import Tensor, nn
 
@@ -47,7 +47,7 @@ from signed_saliency.checks import user_code
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
-from signed_saliency.registry import Registry, describe
+from signed_saliency.registry import Registry, check_choice, describe
 
 
 @dataclass
@@ -69,12 +69,77 @@ class MetricOutput:
 
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
 
+Family = Literal["perturbation", "sanity", "complexity", "ground-truth", "other"]
+FAMILIES: tuple[str, ...] = get_args(Family)
+
 
 def ignore_progress(done: int, total: int) -> None:
     """The default :data:`Progress` of a metric that reports it: nobody is listening."""
 
 
 _CALL_PARAMETERS = ("model", "x", "target", "maps", "method", "seed", "ground_truth", "progress")
+
+# A setting's check: None when a value is fine, else what the value must be ("at least 1").
+SettingCheck = Callable[[Any], Optional[str]]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def at_least(low: float) -> SettingCheck:
+    return lambda value: None if _is_number(value) and value >= low else f"a number at least {low}"
+
+
+def above(low: float) -> SettingCheck:
+    return lambda value: None if _is_number(value) and value > low else f"a number above {low}"
+
+
+def fraction(*, below_one: bool = False) -> SettingCheck:
+    """A fraction of the pixels: in [0, 1], or [0, 1) where all of them cannot be taken."""
+    interval = "[0, 1)" if below_one else "[0, 1]"
+    return lambda value: (None if _is_number(value) and 0 <= value and (value < 1 if below_one else value <= 1)
+                          else f"a fraction in {interval}")
+
+
+def odd_size(value: Any) -> Optional[str]:
+    return None if isinstance(value, int) and not isinstance(value, bool) and value > 0 and value % 2 else "an odd positive integer"
+
+
+def one_of(valid: Sequence[str]) -> SettingCheck:
+    return lambda value: None if value in valid else f"one of {', '.join(valid)}"
+
+
+def each(check: SettingCheck) -> SettingCheck:
+    """A non-empty list whose every item passes ``check``."""
+
+    def check_all(values: Any) -> Optional[str]:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            return "a non-empty list"
+        problems = [check(value) for value in values]
+        problem = next((problem for problem in problems if problem is not None), None)
+        return None if problem is None else f"a non-empty list of items each {problem}"
+
+    return check_all
+
+
+def optional(check: SettingCheck) -> SettingCheck:
+    return lambda value: None if value is None else (None if check(value) is None else f"{check(value)} or None")
+
+
+def _same_kind(default: Any, value: Any) -> Optional[str]:
+    """The check every setting gets from its default's type (a None default accepts anything)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        return None if _is_number(value) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, (tuple, list)):
+        return None if isinstance(value, (tuple, list)) else "a list"
+    return None
 
 
 @dataclass(frozen=True)
@@ -84,7 +149,7 @@ class Metric:
 
     name: str
     fn: Callable[..., MetricOutput] = field(repr=False)
-    family: str = "other"
+    family: Family = "other"
     higher_is_better: bool = True
     needs_ground_truth: bool = False
     curve_x: str = "fraction of pixels perturbed"  # what a curve's x is, for plots
@@ -99,6 +164,14 @@ class Metric:
     # a fix that changes the numbers of maps of some directions only: {direction: revision},
     # overriding ``revision`` for them, so the other maps' rows stay valid
     direction_revisions: Mapping[str, int] = field(default_factory=dict, hash=False)
+    # what each setting's value must be, beyond the type of its default (see SettingCheck)
+    checks: Mapping[str, SettingCheck] = field(default_factory=dict, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_choice(f"metric {self.name!r}", "family", self.family, FAMILIES)
+        unknown = sorted(set(self.checks) - set(self.defaults()))
+        if unknown:
+            raise UserError(f"metric {self.name!r} checks {', '.join(unknown)}, which it has no setting of")
 
     def revision_for(self, method: Method) -> int:
         """The revision of this metric's numbers for ``method``'s maps."""
@@ -118,13 +191,21 @@ class Metric:
             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _CALL_PARAMETERS
         }
 
-    def check_settings(self, settings: dict[str, Any]) -> None:
-        unknown = sorted(set(settings) - set(self.defaults()))
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        """A one-line UserError for a setting the metric does not have or a value it cannot take."""
+        defaults = self.defaults()
+        unknown = sorted(set(settings) - set(defaults))
         if unknown:
             raise UserError(
                 f"metric {self.name!r} has no setting {', '.join(map(repr, unknown))}; "
-                f"valid: {', '.join(self.defaults()) or 'none'}"
+                f"valid: {', '.join(defaults) or 'none'}"
             )
+        for name, value in settings.items():
+            problem = _same_kind(defaults[name], value)
+            if problem is None and name in self.checks:
+                problem = self.checks[name](value)
+            if problem is not None:
+                raise UserError(f"metric {self.name!r}: {name} must be {problem}, got {value!r}")
 
     def __call__(
         self,

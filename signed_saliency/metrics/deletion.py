@@ -15,24 +15,24 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from signed_saliency.metrics.core import Curve, MetricOutput, register
+from signed_saliency.metrics.core import MetricOutput, above, at_least, each, fraction, odd_size, one_of, optional, register
 from signed_saliency.metrics.perturbation import (
+    BASELINES,
     baseline_image,
     class_scores,
+    curves_output,
     default_baselines,
     first_pixels,
     forward_batches,
-    generator,
     grid,
-    normalised_auc,
     pixel_counts,
     positions,
     rank_pixels,
     replace_pixels,
     scoring,
     stack_scores,
-    to_cpu,
 )
+from signed_saliency.runtime import generator
 
 PAPER_FRACTIONS = (0.0, 0.03, 0.05, 0.07, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _PAPER_VALUES = {"black": 0.0, "white": 1.0}
@@ -59,7 +59,8 @@ def paper_masks(maps: Tensor, fractions: Sequence[float]) -> Tensor:
     return (normalised > thresholds) & (normalised != 0)
 
 
-@register("deletion-paper", family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted")
+@register("deletion-paper", family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted",
+          checks={"fractions": each(fraction(below_one=True)), "baselines": optional(each(one_of(tuple(_PAPER_VALUES))))})
 def deletion_paper(
     model: nn.Module,
     x: Tensor,
@@ -83,11 +84,7 @@ def deletion_paper(
     is unused: the paper compares with the unperturbed prediction.
     """
     chosen = tuple(baselines) if baselines is not None else default_baselines(method)
-    unknown = [name for name in chosen if name not in _PAPER_VALUES]
-    if unknown:
-        raise ValueError(f"deletion-paper baselines are black and white, got {unknown}")
     xs = grid(fractions)
-    output = MetricOutput()
     with scoring(model, x, maps) as (x, maps):
         masks = paper_masks(maps, fractions).unsqueeze(2)
         reference = forward_batches(model, [x])[0].argmax(dim=1)
@@ -100,10 +97,7 @@ def deletion_paper(
             name: torch.stack([lg.argmax(dim=1) == reference for lg in logits[i * steps : (i + 1) * steps]], dim=1)
             for i, name in enumerate(chosen)
         }
-    for name, curve in to_cpu(kept).items():
-        output.curves[name] = Curve(xs, curve)
-        output.values[name] = torch.trapezoid(curve, xs, dim=1)
-    return output
+    return curves_output(xs, kept, area=lambda xs, curve: torch.trapezoid(curve, xs, dim=1))
 
 
 # How a map's values rank the pixels to delete, by name (see :func:`deletion_ranking`).
@@ -124,7 +118,9 @@ def deletion_ranking(direction: str, baseline: str) -> str:
 # Revision 2 for signed maps: deleting to white ranked them most positive first, against
 # their claim (brightening those pixels raises the score)
 @register("deletion", family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted",
-          direction_revisions={"signed": 2})
+          direction_revisions={"signed": 2},
+          checks={"steps": at_least(1), "baselines": optional(each(one_of(BASELINES))), "mean": optional(each(at_least(0))),
+                  "blur_kernel": odd_size, "blur_sigma": above(0)})
 def deletion(
     model: nn.Module,
     x: Tensor,
@@ -153,13 +149,10 @@ def deletion(
     logit minus the best other one) and allegiance (argmax unchanged from the unperturbed
     image): per-image curves over the deleted fraction 0..1 and their normalised AUC.
     """
-    if steps < 1:
-        raise ValueError("steps must be at least 1")
     chosen = tuple(baselines) if baselines is not None else default_baselines(method)
     height, width = maps.shape[-2:]
     counts = pixel_counts([k / steps for k in range(steps + 1)], height * width)
     xs = grid([k / steps for k in range(steps + 1)])
-    output = MetricOutput()
     with scoring(model, x, target, maps) as (x, target, maps):
         rankings = {name: deletion_ranking(method.direction, name) for name in chosen}
         # one sort per distinct ranking, not per baseline: most maps rank every baseline alike
@@ -186,7 +179,4 @@ def deletion(
                 [start] + [class_scores(lg, target, reference) for lg in logits[i * steps : (i + 1) * steps]]
             )
             curves.update({f"{name}/{score}": curve for score, curve in scores.items()})
-    for key, curve in to_cpu(curves).items():
-        output.curves[key] = Curve(xs, curve)
-        output.values[key] = normalised_auc(xs, curve)
-    return output
+    return curves_output(xs, curves)

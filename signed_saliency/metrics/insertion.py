@@ -5,23 +5,22 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from signed_saliency.metrics.core import Curve, MetricOutput, register
+from signed_saliency.metrics.core import MetricOutput, above, at_least, odd_size, register
 from signed_saliency.metrics.perturbation import (
     baseline_image,
     class_scores,
+    curves_output,
     first_pixels,
     forward_batches,
-    generator,
     grid,
-    normalised_auc,
     pixel_counts,
     positions,
     rank_pixels,
     replace_pixels,
     scoring,
     stack_scores,
-    to_cpu,
 )
+from signed_saliency.runtime import generator
 
 
 def insertion_orders(maps: Tensor, direction: str) -> dict[str, Tensor]:
@@ -37,7 +36,8 @@ def insertion_orders(maps: Tensor, direction: str) -> dict[str, Tensor]:
     return {"highest-first": maps}
 
 
-@register("insertion", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels inserted")
+@register("insertion", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels inserted",
+          checks={"steps": at_least(1), "blur_kernel": odd_size, "blur_sigma": above(0)})
 def insertion(
     model: nn.Module,
     x: Tensor,
@@ -58,13 +58,10 @@ def insertion(
     order of :func:`insertion_orders`, ties broken at random from ``seed``. Per variant
     the probability curve over the inserted fraction 0..1 and its normalised AUC.
     """
-    if steps < 1:
-        raise ValueError("steps must be at least 1")
     height, width = maps.shape[-2:]
     fractions = [k / steps for k in range(steps + 1)]
     counts = pixel_counts(fractions, height * width)
     xs = grid(fractions)
-    output = MetricOutput()
     with scoring(model, x, target, maps) as (x, target, maps):
         blurred = baseline_image(x, "blur", blur_kernel=blur_kernel, blur_sigma=blur_sigma)
         gen = generator(seed)
@@ -86,7 +83,4 @@ def insertion(
             )["probability"]
             for i, name in enumerate(orders)
         }
-    for name, curve in to_cpu(curves).items():
-        output.curves[name] = Curve(xs, curve)
-        output.values[name] = normalised_auc(xs, curve)
-    return output
+    return curves_output(xs, curves)

@@ -7,7 +7,6 @@ batch and reads the target class's score. The pieces here are the only copies of
 - :func:`rank_pixels` / :func:`first_pixels`: pixel orders with seeded random tie-breaks;
 - :func:`baseline_image` / :func:`replace_pixels`: what a removed pixel becomes;
 - :func:`forward_batches`: model calls over the perturbation steps, grouped or split by memory;
-- :class:`LowPrecisionForward`: a copy of the model for those calls in bf16, where faster;
 - :func:`class_scores`: probability, logit, margin and allegiance from the logits;
 - :func:`normalised_auc` and :func:`default_baselines`.
 
@@ -17,16 +16,16 @@ A map ``(N,H,W)`` scores pixels, and every channel of a pixel moves together.
 from __future__ import annotations
 
 import contextlib
-import copy
-import warnings
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from signed_saliency.errors import UserError
 from signed_saliency.lazy import lazy_import
-from signed_saliency.methods.core import Method, evaluation_mode
+from signed_saliency.methods.core import Method
+from signed_saliency.metrics.core import Curve, MetricOutput
+from signed_saliency.runtime import evaluation_mode, model_device
 
 gaussian_blur = lazy_import("torchvision.transforms.functional", "gaussian_blur")
 
@@ -37,14 +36,6 @@ FORWARD_ELEMENTS = 32 * 3 * 224 * 224
 BASELINES = ("black", "white", "mean", "blur")
 
 
-def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return fallback
-
-
 @contextlib.contextmanager
 def scoring(model: nn.Module, *tensors: Tensor) -> Iterator[tuple[Tensor, ...]]:
     """Eval mode (restored afterwards) and inference mode, with ``tensors`` moved to the
@@ -52,11 +43,6 @@ def scoring(model: nn.Module, *tensors: Tensor) -> Iterator[tuple[Tensor, ...]]:
     device = model_device(model, tensors[0].device if tensors else torch.device("cpu"))
     with evaluation_mode(model), torch.inference_mode():
         yield tuple(t.to(device) for t in tensors)
-
-
-def generator(seed: int) -> torch.Generator:
-    # A CPU generator gives the same draws whatever device the model is on.
-    return torch.Generator().manual_seed(int(seed))
 
 
 def _random_keys(shape: Sequence[int], gen: torch.Generator, device: torch.device) -> Tensor:
@@ -160,41 +146,6 @@ def _split_call(model: nn.Module, batch: Tensor, max_elements: int) -> Tensor:
     return torch.cat([model(chunk.to(dtype)).float() for chunk in batch.split(size)])
 
 
-PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-class LowPrecisionForward(nn.Module):
-    """A copy of ``model`` that runs under autocast to ``dtype`` on channels-last inputs and
-    returns float32 logits: for the forward-only passes of the perturbation metrics.
-
-    On a CPU with AMX (and on GPUs) this made ResNet18 at 224 px about 2.5x and the paper
-    CNN at 224 px about 5x faster, with deletion AUCs moving by well under the tables'
-    precision (``python -m benchmarks.speed precision`` measures both); at 32 px it is slower.
-    The copy keeps the model that computes the maps in float32 and its default layout.
-    """
-
-    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.bfloat16):
-        super().__init__()
-        self.model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        self.dtype = dtype
-
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.autocast(x.device.type, dtype=self.dtype):
-            return self.model(x.contiguous(memory_format=torch.channels_last)).float()
-
-
-def forward_model(model: nn.Module, precision: str) -> nn.Module:
-    """``model`` itself for ``"float32"``, else a :class:`LowPrecisionForward` copy."""
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if precision == "float32":
-        return model
-    # torch's own test of the CPU; without native bf16 it is emulated, several times slower
-    if model_device(model, torch.device("cpu")).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        warnings.warn(f"this CPU has no native bf16: precision {precision!r} will be slower than 'float32'", stacklevel=2)
-    return LowPrecisionForward(model, PRECISIONS[precision])
-
-
 def forward_batches(
     model: nn.Module, batches: Iterable[Tensor], *, max_elements: int = FORWARD_ELEMENTS
 ) -> list[Tensor]:
@@ -255,6 +206,18 @@ def normalised_auc(x: Tensor, y: Tensor) -> Tensor:
     if len(x) < 2:
         return y[..., 0]
     return torch.trapezoid(y, x, dim=-1) / (x[-1] - x[0])
+
+
+def curves_output(
+    xs: Tensor, curves: dict[str, Tensor], area: Callable[[Tensor, Tensor], Tensor] = normalised_auc
+) -> MetricOutput:
+    """A metric's output from its per-image curves over ``xs`` (copied to the CPU, see
+    :func:`to_cpu`), each curve's ``area`` its value under the same variant name."""
+    output = MetricOutput()
+    for key, curve in to_cpu(curves).items():
+        output.curves[key] = Curve(xs, curve)
+        output.values[key] = area(xs, curve)
+    return output
 
 
 def grid(values: Sequence[float]) -> Tensor:

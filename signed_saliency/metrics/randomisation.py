@@ -26,9 +26,9 @@ from torch import Tensor, nn
 
 from signed_saliency.errors import UserError
 from signed_saliency.lazy import lazy_import
-from signed_saliency.methods.core import Method, evaluation_mode, explain
-from signed_saliency.metrics.core import Curve, MetricOutput, Progress, ignore_progress, register
-from signed_saliency.metrics.perturbation import generator
+from signed_saliency.methods.core import Method, explain
+from signed_saliency.metrics.core import Curve, MetricOutput, Progress, at_least, each, ignore_progress, one_of, optional, register
+from signed_saliency.runtime import evaluation_mode, generator
 from signed_saliency.metrics.similarity import MEASURES, Reference, check_measures
 
 MODES = ("cascading", "independent")
@@ -185,7 +185,9 @@ def _check_chunk_size(chunk_size: int) -> None:
 
 
 @register(
-    "randomisation", family="sanity", higher_is_better=False, curve_x="layers randomised, from the output", jointly=True
+    "randomisation", family="sanity", higher_is_better=False, curve_x="layers randomised, from the output", jointly=True,
+    checks={"modes": each(one_of(MODES)), "measures": each(one_of(MEASURES)), "max_layers": optional(at_least(1)),
+            "layer_stride": at_least(1), "chunk_size": at_least(1), "hog_cell": at_least(1)},
 )
 def randomisation(
     model: nn.Module,
@@ -253,7 +255,8 @@ def randomisation(
     return outputs
 
 
-@register("random-logit", family="sanity", higher_is_better=False, jointly=True)
+@register("random-logit", family="sanity", higher_is_better=False, jointly=True,
+          checks={"measures": each(one_of(MEASURES)), "chunk_size": at_least(1), "hog_cell": at_least(1)})
 def random_logit(
     model: nn.Module,
     x: Tensor,

@@ -33,12 +33,11 @@ import torch
 from torch import Tensor, nn
 
 from signed_saliency.lazy import lazy_import
-from signed_saliency.metrics.core import Curve, MetricOutput, Progress, ignore_progress, register
+from signed_saliency.metrics.core import Curve, MetricOutput, Progress, at_least, each, fraction, ignore_progress, register
 from signed_saliency.metrics.perturbation import (
     class_scores,
     first_pixels,
     forward_batches,
-    generator,
     grid,
     normalised_auc,
     pixel_counts,
@@ -48,6 +47,7 @@ from signed_saliency.metrics.perturbation import (
     stack_scores,
     to_cpu,
 )
+from signed_saliency.runtime import generator
 
 csc_matrix = lazy_import("scipy.sparse", "csc_matrix")
 splu = lazy_import("scipy.sparse.linalg", "splu")
@@ -174,7 +174,9 @@ def impute_batch(
     return filled
 
 
-@register("road", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels imputed")
+# Removing every pixel leaves no border to impute from (a singular system): fractions stay below 1.
+@register("road", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels imputed",
+          checks={"fractions": each(fraction(below_one=True)), "noise": at_least(0)})
 def road(
     model: nn.Module,
     x: Tensor,
@@ -197,9 +199,6 @@ def road(
     MoRF's (higher: the map separates relevant from irrelevant pixels better).
     ``progress`` hears of each imputed step (the solves are most of ROAD's time).
     """
-    if not fractions or max(fractions) >= 1 or min(fractions) < 0:
-        # Removing every pixel leaves no border to impute from (a singular system).
-        raise ValueError("road fractions must lie in [0, 1)")
     height, width = maps.shape[-2:]
     counts = pixel_counts(fractions, height * width)
     xs = grid(fractions)

@@ -15,12 +15,11 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from signed_saliency.metrics.core import Curve, MetricOutput, register
+from signed_saliency.metrics.core import Curve, MetricOutput, at_least, each, fraction, one_of, register
 from signed_saliency.metrics.perturbation import (
     class_scores,
     first_pixels,
     forward_batches,
-    generator,
     grid,
     normalised_auc,
     pixel_counts,
@@ -30,6 +29,7 @@ from signed_saliency.metrics.perturbation import (
     scoring,
     to_cpu,
 )
+from signed_saliency.runtime import generator
 
 REGIMES = ("saturate", "small")
 _SCORES = ("logit", "margin")
@@ -62,7 +62,8 @@ def move_pixels(x: Tensor, mask: Tensor, moves: Tensor, regime: str, eps: float)
     return torch.where(mask, moved, x)
 
 
-@register("sign-flip", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels moved")
+@register("sign-flip", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels moved",
+          checks={"fractions": each(fraction()), "regimes": each(one_of(REGIMES)), "eps": at_least(0)})
 def sign_flip(
     model: nn.Module,
     x: Tensor,
@@ -97,9 +98,6 @@ def sign_flip(
     map's pixels, but it is not comparable with the signed value. (The per-pixel best of
     signs would take a model call per sign pattern, so it is not reported.)
     """
-    for regime in regimes:
-        if regime not in REGIMES:
-            raise ValueError(f"unknown regime {regime!r}; valid: {', '.join(REGIMES)}")
     height, width = maps.shape[-2:]
     counts = pixel_counts(fractions, height * width)
     xs = grid([0.0, *fractions])

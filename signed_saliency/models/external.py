@@ -277,5 +277,7 @@ def _scheme(library: str, build: Any, architecture: str) -> ModelSpec:
     )
 
 
-registry.add_scheme("torchvision", lambda name: _scheme("torchvision", torchvision_classifier, name), "torchvision:NAME")
-registry.add_scheme("timm", lambda name: _scheme("timm", timm_classifier, name), "timm:NAME")
+registry.add_resolver(
+    "torchvision:", lambda name: _scheme("torchvision", torchvision_classifier, name.partition(":")[2]), "torchvision:NAME"
+)
+registry.add_resolver("timm:", lambda name: _scheme("timm", timm_classifier, name.partition(":")[2]), "timm:NAME")

@@ -16,11 +16,11 @@ import torch
 
 from benchmarks.config import DatasetRun
 from benchmarks.data import load_images
-from benchmarks.run import load_model
+from benchmarks.prepare import load_model
 from benchmarks.speed import fastest_seconds, suite_parser
 from signed_saliency import datasets, methods, metrics
 from signed_saliency.methods.core import predict
-from signed_saliency.metrics.perturbation import forward_model
+from signed_saliency.runtime import forward_model
 
 PERTURBATION_METRICS = [name for name in metrics.names() if metrics.get(name).forward_only]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.speed import suite_parser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATEMENTS = {"torch": "import torch", "signed_saliency": "import signed_saliency"}
 
 

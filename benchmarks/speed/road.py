@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.speed import fastest_seconds, suite_parser
-from signed_saliency.metrics.perturbation import first_pixels, generator, pixel_counts, positions, rank_pixels
+from signed_saliency.metrics.perturbation import first_pixels, pixel_counts, positions, rank_pixels
+from signed_saliency.runtime import generator
 from signed_saliency.metrics.road import FRACTIONS, MAX_UNKNOWNS, impute_batch
 
 

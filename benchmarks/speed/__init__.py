@@ -19,12 +19,12 @@ import torch
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 SUITES = {
-    "methods": "benchmarks.speed_methods",
-    "metrics": "benchmarks.speed_metrics",
-    "precision": "benchmarks.speed_precision",
-    "road": "benchmarks.speed_road",
-    "hog": "benchmarks.speed_hog",
-    "import": "benchmarks.speed_import",
+    "methods": "benchmarks.speed.methods",
+    "metrics": "benchmarks.speed.metrics",
+    "precision": "benchmarks.speed.precision",
+    "road": "benchmarks.speed.road",
+    "hog": "benchmarks.speed.hog",
+    "import": "benchmarks.speed.imports",
 }
 
 
@@ -73,7 +73,3 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("suite", choices=sorted(SUITES))
     args, rest = parser.parse_known_args(argv)
     importlib.import_module(SUITES[args.suite]).main(rest)
-
-
-if __name__ == "__main__":
-    main()

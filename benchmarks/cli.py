@@ -1,0 +1,164 @@
+"""The command line of ``python -m benchmarks.run``: flags to a config, ``--list``, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Optional
+
+from benchmarks import pipeline, store
+from benchmarks.config import RunConfig, SuiteConfig, apply_overrides, load_config
+from benchmarks.paths import RESULTS_DIR
+from benchmarks.plan import Group, parse_shard_spec
+from benchmarks.plugins import import_plugins
+from signed_saliency import datasets, methods, metrics, models
+from signed_saliency.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Benchmark the faithfulness of (signed) saliency maps.",
+        epilog="Bad input exits with code 2 and a one-line error.",
+    )
+    parser.add_argument("--config", default="quick", help="config name in benchmarks/configs or a .toml path (default: quick)")
+    parser.add_argument("--list", action="store_true", help="list registered datasets, models, methods and metrics, then exit")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                        help="import a module, or a Python file by its relative or absolute path, first (its decorated "
+                        "functions register methods, metrics, datasets or models); repeatable")
+    parser.add_argument("--datasets", type=_names, help="comma-separated dataset names")
+    parser.add_argument("--models", type=_names, help="comma-separated model names")
+    parser.add_argument("--methods", type=_names,
+                        help="comma-separated method names or patterns ('*' for all, 'smoothgrad*')")
+    parser.add_argument("--metrics", type=_names,
+                        help="comma-separated metric names or patterns ('*' for all, 'deletion*')")
+    parser.add_argument("--n-images", type=int, help="images per dataset")
+    parser.add_argument("--batch-size", type=int, help="images per batch (and per shard)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--data-root", help="folder holding cifar10-jpg/ and imagenette2-224/ (default: $SIGNED_SALIENCY_DATA, "
+                        "else ../shared/data beside the repository, else ~/.cache/signed-saliency/data)")
+    parser.add_argument("--download", action="store_true", help="let torchvision download missing datasets (needs internet)")
+    parser.add_argument("--out", help="output folder (default: results/<config name>)")
+    parser.add_argument("--seed", type=int, help="seed for image choice and every metric's randomness")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the config's, 2)")
+    parser.add_argument("--stop-after", type=float, metavar="MINUTES",
+                        help="start no new metric after this many minutes, then report what is finished; "
+                        "a rerun resumes the rest")
+    parser.add_argument("--parts", type=_names,
+                        help="a suite's parts to run now (comma-separated; default: all); the others keep their results, "
+                        "and the suite's tables still cover every part")
+    parser.add_argument("--shard", help="run only slice i/n of the plan (0 <= i < n); merge with python -m benchmarks.report")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    parser.add_argument("--debug", action="store_true",
+                        help="after an error's one line, its full traceback (a plugin's own code included)")
+    return parser
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def list_registered() -> str:
+    lines = ["datasets:"]
+    for spec in datasets.registry:
+        lines.append(
+            f"  {spec.name:<16} {spec.num_classes} classes, {spec.default_image_size}px, "
+            f"splits {'/'.join(spec.splits)}{', ground truth' if spec.has_ground_truth else ''}  {spec.description}"
+        )
+    lines.append("models:")
+    lines += [f"  {spec.name:<16} {spec.description}" for spec in models.registry]
+    width = max(map(len, methods.names()), default=0)
+    lines.append(f"methods:{'':<{width - 5}}direction  score   family")
+    lines += [
+        f"  {m.name:<{width}} {m.direction:<10} {m.score:<7} {m.family:<11} {m.description}" for m in methods.registry
+    ]
+    lines.append("metrics:")
+    for metric in metrics.registry:
+        settings = ", ".join(f"{k}={v!r}" for k, v in metric.defaults().items())
+        lines.append(f"  {metric.name:<22} {metric.family:<13} {metric.description}")
+        if settings:
+            lines.append(f"  {'':<22} settings: {settings}")
+    return "\n".join(lines)
+
+
+def with_overrides(config: RunConfig, args: argparse.Namespace, *, select: bool = True) -> RunConfig:
+    """The config with the command line's flags, validated; ``select=False`` leaves out the
+    flags that choose datasets and models."""
+    config = apply_overrides(
+        config, datasets_=args.datasets if select else None, models_=args.models if select else None,
+        methods_=args.methods, metrics_=args.metrics, n_images=args.n_images, device=args.device,
+        data_root=args.data_root, seed=args.seed, batch_size=args.batch_size, download=args.download,
+        threads=args.threads,
+    )
+    config.validate()
+    return config
+
+
+def suite_parts(suite: SuiteConfig, args: argparse.Namespace) -> list[RunConfig]:
+    """The suite's parts with the flags that may apply to them, every one validated, and
+    ``--parts``, ``--datasets`` and ``--models`` checked against them."""
+    plan_flags = {"--methods": args.methods, "--metrics": args.metrics, "--n-images": args.n_images,
+                  "--seed": args.seed, "--batch-size": args.batch_size}
+    changed = [flag for flag, value in plan_flags.items() if value is not None]
+    if changed:
+        # they would redefine every part's plan, and its report would overwrite the suite's tables
+        raise UserError(f"{', '.join(changed)} would change what suite {suite.name!r} plans; run one part's "
+                        f"config with them instead (e.g. --config {Path(suite.parts[0]).stem} ... --out DIR)")
+    parts = [with_overrides(load_config(part), args, select=False) for part in suite.parts]
+    unknown = sorted(set(args.parts or ()) - {config.name for config in parts})
+    if unknown:
+        raise UserError(f"suite {suite.name!r} has no part {', '.join(unknown)}; its parts: "
+                        f"{', '.join(config.name for config in parts)}")
+    known = {
+        "dataset": {run.name for part in parts for run in part.datasets},
+        "model": {model for part in parts for run in part.datasets for model in run.models},
+    }
+    for kind, asked in (("dataset", args.datasets), ("model", args.models)):
+        unknown = sorted(set(asked or ()) - known[kind])
+        if unknown:
+            raise UserError(f"suite {suite.name!r} has no {kind} {', '.join(unknown)}")
+    return parts
+
+
+def run(args: argparse.Namespace) -> int:
+    import_plugins(args.plugin)
+    if args.list:
+        print(list_registered())
+        return 0
+    loaded = load_config(args.config)
+    deadline = None
+    if args.stop_after is not None:
+        if args.stop_after <= 0:
+            raise UserError(f"--stop-after must be a positive number of minutes, got {args.stop_after}")
+        deadline = time.perf_counter() + 60 * args.stop_after
+    options = pipeline.RunOptions(quiet=args.quiet, plugins=args.plugin, deadline=deadline,
+                                  shard=parse_shard_spec(args.shard) if args.shard else (0, 1))
+    if isinstance(loaded, SuiteConfig):
+        parts = suite_parts(loaded, args)
+
+        def chosen(group: Group) -> bool:
+            return (not args.datasets or group.dataset in args.datasets) and (not args.models or group.model in args.models)
+
+        out = store.prepare_output(Path(args.out) if args.out else RESULTS_DIR / loaded.name)
+        pipeline.run_suite(loaded, parts, options, out, only_parts=args.parts, compute=chosen)
+        return 0
+    if args.parts:
+        raise UserError(f"--parts is for suite configs (parts = [...]); {loaded.name!r} is a single config")
+    config = with_overrides(loaded, args)
+    out = store.prepare_output(Path(args.out) if args.out else RESULTS_DIR / loaded.name)
+    pipeline.run_config(config, options, out, show_summary=not args.quiet)
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exception(error)
+        return 2

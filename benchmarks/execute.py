@@ -1,0 +1,202 @@
+"""Computing the plan: each group's maps, then the library's batch loop, into shard files.
+
+A shard is written as soon as its metric call returns, so a kill loses at most the call in
+flight; past a deadline no new metric starts.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from benchmarks import store
+from benchmarks.config import RunConfig
+from benchmarks.plan import Group, Shard, stable_hash
+from benchmarks.prepare import PreparedDataset
+from benchmarks.provenance import StageTimer
+from signed_saliency import engine, methods, metrics
+from signed_saliency.checks import NonFiniteMaps, find_nonfinite
+from signed_saliency.datasets.core import ImageSet
+from signed_saliency.methods.core import Method, predict
+from signed_saliency.metrics.core import Metric, Progress
+
+
+@contextmanager
+def step_bar(metric: Metric, quiet: bool) -> Iterator[Optional[Progress]]:
+    """A second, transient bar for the steps inside one metric call, for metrics that
+    report them: at 224 px one randomisation call runs for about 20 minutes."""
+    if quiet or not metric.reports_progress:
+        yield None
+        return
+    bar: Optional[tqdm] = None  # opened at the metric's first report, which knows the total
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=f"  {metric.name}", unit="step", leave=False, position=1, dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _batch(item: PreparedDataset, group: Group, seed: int, device: torch.device) -> engine.Batch:
+    """The group's images as the library's batch: maps explain the predicted class."""
+    positions = list(group.image_positions)
+    images = item.images
+    return engine.make_batch(
+        item.models[group.model].module, images.floats(positions).to(device),
+        image_ids=images.indices[positions].tolist(), seed=seed + group.batch,
+        ground_truth=images.ground_truth.select(positions, device) if images.ground_truth is not None else None,
+    )
+
+
+def _by_metric(pending: list[Shard]) -> dict[Metric, dict[Method, Shard]]:
+    chosen: dict[Metric, dict[Method, Shard]] = defaultdict(dict)
+    for shard in pending:
+        chosen[metrics.get(shard.metric)][methods.get(shard.method)] = shard
+    return chosen
+
+
+def execute(
+    groups: list[Group],
+    prepared: list[PreparedDataset],
+    config: RunConfig,
+    out: Path,
+    device: torch.device,
+    timer: StageTimer,
+    quiet: bool,
+    deadline: Optional[float] = None,
+    finished: frozenset[str] = frozenset(),
+    after_call: Callable[[int], None] = lambda computed: None,
+) -> int:
+    """Compute every shard not in ``finished`` (names), batch by batch; return how many were
+    computed, as ``after_call`` also hears after each metric call. Past ``deadline`` (a
+    ``time.perf_counter()`` value) no new metric starts: a metric's methods finish together,
+    so its tables compare them on the same images, and at 224 px one batch under every
+    metric is an hour on 2 cores, too coarse a step."""
+    by_dataset = {item.run.name: item for item in prepared}
+    pending_by_group = [(group, [shard for shard in group.shards if shard.name not in finished]) for group in groups]
+    total = sum(len(pending) for _, pending in pending_by_group)
+    progress = tqdm(total=total, desc="shards", unit="shard", disable=quiet or total == 0, dynamic_ncols=True)
+    computed = 0
+    stopped = False
+    nonfinite: dict[tuple[str, str], NonFiniteMaps] = {}  # the maps not scored, to warn of once
+
+    def past_deadline() -> bool:
+        nonlocal stopped
+        if deadline is None or time.perf_counter() <= deadline:
+            return False
+        progress.write(f"--stop-after reached: {total - computed} shards left for the next run", file=sys.stderr)
+        stopped = True
+        return True
+
+    @contextmanager
+    def around_call(metric: Metric, call: list[Method]) -> Iterator[Optional[Progress]]:
+        names = " + ".join(method.name for method in call) if len(call) < 4 else f"{len(call)} methods"
+        progress.set_postfix_str(f"{group.dataset}/{group.model} {names} x {metric.name}")
+        with timer(f"metric {metric.name}"), step_bar(metric, quiet) as steps:
+            yield steps
+
+    for group, pending in pending_by_group:
+        if not pending:
+            continue
+        if past_deadline():
+            break
+        item = by_dataset[group.dataset]
+        model = item.models[group.model]
+        progress.set_postfix_str(f"{group.dataset}/{group.model} batch {group.batch}: maps")
+        with timer("maps"):
+            batch = _batch(item, group, config.seed, device)
+            maps = methods.explain(model.module, batch.x, batch.predicted, dict.fromkeys(s.method for s in pending))
+        key = (group.dataset, group.model)
+        nonfinite[key] = nonfinite.get(key, NonFiniteMaps()).merged(find_nonfinite(maps))
+        label_of = dict(zip(batch.image_ids, item.images.labels[list(group.image_positions)].tolist()))
+        shards = _by_metric(pending)
+        calls = engine.score_maps(
+            model.module, batch, maps, {metric: list(chosen) for metric, chosen in shards.items()},
+            settings=config.settings, forward_model=model.forward_module, around_call=around_call, stop=past_deadline,
+        )
+        for metric, call, rows in calls:
+            for method in call:
+                scores, curves = rows[method.name]
+                for frame in (scores, curves):
+                    frame.insert(0, "model", group.model)
+                    frame.insert(0, "dataset", group.dataset)
+                scores.insert(3, "label", scores["image"].map(label_of).astype("int64"))
+                with timer("write shards"):
+                    store.save_shard(out, shards[metric][method].name, scores, curves)
+                computed += 1
+                progress.update()
+            after_call(computed)
+        if stopped:
+            break
+    progress.close()
+    for (dataset, model_name), record in nonfinite.items():
+        if record:
+            print(f"warning: {dataset}/{model_name}: {record.message()}", file=sys.stderr)
+    return computed
+
+
+def example_positions(labels: torch.Tensor, count: int, correct: Optional[torch.Tensor] = None) -> list[int]:
+    """One image of each class in class order, then a second of each, up to ``count``;
+    within a class the correctly classified images (where ``correct`` says) come first."""
+    correct = torch.ones_like(labels, dtype=torch.bool) if correct is None else correct
+    order = sorted(range(len(labels)), key=lambda position: (not bool(correct[position]), position))
+    seen: dict[int, int] = defaultdict(int)
+    occurrence = {}
+    for position in order:
+        label = int(labels[position])
+        occurrence[position] = seen[label]
+        seen[label] += 1
+    return sorted(occurrence, key=lambda position: (occurrence[position], int(labels[position])))[:count]
+
+
+def predict_all(model: nn.Module, images: ImageSet, batch_size: int, device: torch.device) -> torch.Tensor:
+    return torch.cat([
+        predict(model, images.floats(list(range(start, min(start + batch_size, len(images))))).to(device)).cpu()
+        for start in range(0, len(images), batch_size)
+    ])
+
+
+def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path, device: torch.device) -> None:
+    """Images and every method's maps for a few images of each (dataset, model), one
+    correctly classified image per class while classes last: what the qualitative
+    figures draw."""
+    if config.examples < 1:
+        return
+    chosen = config.chosen_methods()
+    method_names = [method.name for method in chosen]
+    # revisions too: a fixed method's maps must not be drawn from a cache of the old ones
+    revisions = [method.revision for method in chosen]
+    for item in prepared:
+        for model in item.models.values():
+            path = store.examples_path(out, item.run.name, model.name)
+            key = stable_hash([item.images.indices.tolist(), model.sha256, method_names, revisions, config.examples])
+            if store.examples_key(path) == key:
+                continue
+            predicted_all = predict_all(model.module, item.images, config.batch_size, device)
+            positions = example_positions(item.images.labels, config.examples, predicted_all == item.images.labels)
+            x = item.images.floats(positions).to(device)
+            predicted = predicted_all[positions].to(device)
+            maps = methods.explain(model.module, x, predicted, chosen)
+            store.save_examples(path, {
+                "key": key,
+                "images": item.images.images[positions],
+                "labels": item.images.labels[positions],
+                "predicted": predicted.cpu(),
+                "class_names": item.images.class_names,
+                "maps": {name: value.cpu() for name, value in maps.items()},
+                "directions": {method.name: method.direction for method in chosen},
+            })

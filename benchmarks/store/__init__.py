@@ -1,0 +1,190 @@
+"""The run folder on disk: the only code that knows its layout.
+
+    <out>/plan.json                  what the run plans (config, methods, metrics, shards)
+    <out>/shards/<shard name>        one finished shard's rows, a pickle (git-ignored)
+    <out>/archive/...                every finished shard's rows, committable (see .archive)
+    <out>/examples/<dataset>-<model>.pt   images and maps for the qualitative figures
+
+A shard's *name* (:func:`shard_name`) is its path under ``shards/``; plan.json lists the
+names and the archive keys its rows by them, so a name is also the shard's identity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from benchmarks.files import write_atomically
+from benchmarks.store import archive
+from signed_saliency.errors import UserError
+
+PLAN = "plan.json"
+SHARDS = "shards"
+EXAMPLES = "examples"
+
+
+def shard_name(dataset: str, model: str, method: str, metric: str, batch: int, key: str) -> str:
+    return f"{dataset}/{model}/{method}/{metric}/batch{batch:05d}-{key}.pkl"
+
+
+def metric_of(name: str) -> str:
+    """The metric of a shard from its :func:`shard_name`."""
+    return name.split("/")[3]
+
+
+def prepare_output(path: Path) -> Path:
+    """``path``, created, once a file could be written there (else a one-line error)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"  # per process: slices of a run may share the folder
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write to output folder {path}: {error.strerror or error}") from None
+    return path
+
+
+def save_shard(directory: Path, name: str, scores: pd.DataFrame, curves: pd.DataFrame) -> None:
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
+            pickle.dump({"scores": scores, "curves": curves}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+    write_atomically(directory / SHARDS / name, write)
+
+
+def find_shard(directories: list[Path], name: str) -> Path | None:
+    """The first of ``directories`` holding the shard's pickle."""
+    for directory in directories:
+        path = directory / SHARDS / name
+        if path.is_file():
+            return path
+    return None
+
+
+def load_shard(path: Path) -> dict[str, pd.DataFrame]:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def finished(out: Path, names: list[str]) -> frozenset[str]:
+    """Those of the shard ``names`` that are finished in ``out``: archived, or pickled."""
+    archived = archive.shards_held(out)
+    return frozenset(name for name in names if name in archived or find_shard([out], name) is not None)
+
+
+def write_plan(out: Path, plan: dict[str, Any]) -> None:
+    write_atomically(out / PLAN, lambda temporary: temporary.write_text(json.dumps(plan, indent=1)))
+
+
+def read_plan(directory: Path) -> dict[str, Any]:
+    path = directory / PLAN
+    if not path.is_file():
+        raise UserError(f"{directory} holds no plan.json: is it the --out folder of a benchmarks.run?")
+    return json.loads(path.read_text())
+
+
+def copy_plan(source: Path, out: Path) -> None:
+    """``source``'s plan.json into ``out``, as it is: a merged folder is a run's folder too."""
+    text = (source / PLAN).read_text()
+    write_atomically(out / PLAN, lambda temporary: temporary.write_text(text))
+
+
+def examples_path(out: Path, dataset: str, model: str) -> Path:
+    return out / EXAMPLES / f"{dataset}-{model}.pt"
+
+
+def examples_key(path: Path) -> Optional[str]:
+    """The key the examples at ``path`` were saved under, None when there are none."""
+    import torch
+
+    return torch.load(path, weights_only=False).get("key") if path.is_file() else None
+
+
+def save_examples(path: Path, payload: dict[str, Any]) -> None:
+    import torch
+
+    def write(temporary: Path) -> None:
+        # through a handle: given a path, torch names the archive's records after the file,
+        # here a random temporary name, so the same examples would differ byte for byte
+        with open(temporary, "wb") as handle:
+            torch.save(payload, handle)
+
+    write_atomically(path, write)
+
+
+def example_files(directory: Path) -> list[Path]:
+    return sorted((directory / EXAMPLES).glob("*.pt"))
+
+
+def load_examples(path: Path) -> dict[str, Any]:
+    import torch
+
+    return torch.load(path, weights_only=False)
+
+
+@dataclass
+class Collected:
+    """What a plan's finished shards hold, from ``shards/`` or else the archive."""
+
+    plan: dict[str, Any]
+    scores: pd.DataFrame
+    curves: pd.DataFrame  # per image, of the shards whose pickles are here (curves.csv)
+    curve_statistics: pd.DataFrame  # per shard and curve point, of every finished shard (the figures)
+    missing: list[str]
+    rows: dict[str, dict[str, pd.DataFrame]]  # shard to its scores and curve statistics: what is archived
+
+    @property
+    def curve_means(self) -> pd.DataFrame:
+        return archive.pooled_curves(self.curve_statistics)
+
+
+def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *, curves: bool = True) -> Collected:
+    """The plan and every finished shard's rows across ``directories`` (of ``only_metrics``
+    if given; without the curves where ``curves`` is false), plus the missing shards. A
+    shard's pickle wins over its archived rows."""
+    plans = [read_plan(directory) for directory in directories]
+    plan = plans[0]
+    for directory, other in zip(directories[1:], plans[1:]):
+        if other["shards"] != plan["shards"]:
+            raise UserError(f"{directory} was run with another config than {directories[0]}: its plan differs")
+    archived: dict[str, dict[str, pd.DataFrame]] = {}
+    for directory in reversed(directories):
+        archived.update(archive.read(directory))
+    per_image_curves, rows, missing = [], {}, []
+    for name in plan["shards"]:
+        if only_metrics is not None and metric_of(name) not in only_metrics:
+            continue
+        path = find_shard(directories, name)
+        if path is not None:
+            shard = load_shard(path)
+            if curves:
+                per_image_curves.append(shard["curves"])
+            rows[name] = {
+                "scores": shard["scores"],
+                "curve-statistics": archive.curve_statistics(shard["curves"]) if curves else pd.DataFrame(),
+            }
+        elif name in archived:
+            rows[name] = archived[name]
+        else:
+            missing.append(name)
+    return Collected(
+        plan=plan,
+        scores=_concat([shard["scores"] for shard in rows.values()]),
+        curves=_concat(per_image_curves),
+        curve_statistics=_concat([shard["curve-statistics"] for shard in rows.values()]),
+        missing=missing,
+        rows=rows,
+    )
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Shards a metric had nothing to say in (a magnitude map under a sign metric) hold
+    empty, untyped frames: leave them out so the columns keep their dtypes."""
+    non_empty = [frame for frame in frames if len(frame)]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
