@@ -162,3 +162,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.debug:
             traceback.print_exception(error)
         return 2
+    except pipeline.Interrupted as stop:
+        print(f"\n{stop}", file=sys.stderr)
+        return 130  # what a shell reports for a process ended by SIGINT
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -13,6 +13,7 @@ import torch
 
 from benchmarks import plan as plan_module
 from benchmarks import report, run, store
+from benchmarks.paths import REPO_ROOT
 from benchmarks.plan import execution_order
 from benchmarks.prepare import choose_images
 from signed_saliency import engine, methods, metrics
@@ -347,3 +348,44 @@ def test_a_fix_for_signed_maps_renames_only_their_shards():
     assert plan_module._key_extras("deletion", "positive", "bfloat16") == {"precision": "bfloat16"}
     # grad-cam's revision 2 (another layer) renames its shards under every metric
     assert plan_module._key_extras("sparseness", "grad-cam", "float32") == {"method_revision": 2}
+
+
+SLOW_PLUGIN = '''
+import os, pathlib, time
+from signed_saliency.methods import register
+
+@register("slow-test", direction="magnitude", needs="model")
+def slow(model, x, target):
+    """The grey level; the second batch waits for a Ctrl-C when asked to."""
+    flag = pathlib.Path(os.environ["SLOW_TEST_FLAG"])
+    if os.environ.get("SLOW_TEST_WAIT") and flag.exists():
+        pathlib.Path(str(flag) + ".waiting").touch()
+        time.sleep(120)
+    flag.touch()
+    return x.mean(dim=1)
+'''
+
+
+def test_ctrl_c_saves_finished_shards_says_so_in_one_line_and_a_rerun_resumes(workspace):
+    import os
+    import signal
+    import subprocess
+
+    tmp, config = workspace
+    (tmp / "slow_plugin.py").write_text(SLOW_PLUGIN)
+    flag = tmp / "flag"
+    env = {**os.environ, "SLOW_TEST_FLAG": str(flag), "SLOW_TEST_WAIT": "1", "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-m", "benchmarks.run", "--config", config(), "--plugin", str(tmp / "slow_plugin.py"),
+            "--methods", "slow-test", "--metrics", "sparseness", "--out", str(tmp / "c"), "--quiet"]
+    process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp)
+    deadline = time.monotonic() + 300
+    while not (tmp / "flag.waiting").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert err.strip() == "interrupted: 1 of 2 shards saved; rerun the same command to resume"
+    done = subprocess.run(argv, env={**env, "SLOW_TEST_WAIT": ""}, capture_output=True, text=True, cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(tmp / "c" / "scores.csv")) == 8
