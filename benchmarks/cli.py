@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -25,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", default="quick", help="config name in benchmarks/configs or a .toml path (default: quick)")
     parser.add_argument("--list", action="store_true", help="list registered datasets, models, methods and metrics, then exit")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first (its decorated functions register methods or metrics); repeatable")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                        help="import a module, or a Python file by its relative or absolute path, first (its decorated "
+                        "functions register methods, metrics, datasets or models); repeatable")
     parser.add_argument("--datasets", type=_names, help="comma-separated dataset names")
     parser.add_argument("--models", type=_names, help="comma-separated model names")
     parser.add_argument("--methods", type=_names,
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and the suite's tables still cover every part")
     parser.add_argument("--shard", help="run only slice i/n of the plan (0 <= i < n); merge with python -m benchmarks.report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    parser.add_argument("--debug", action="store_true",
+                        help="after an error's one line, its full traceback (a plugin's own code included)")
     return parser
 
 
@@ -155,4 +159,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         return run(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exception(error)
         return 2
+    except pipeline.Interrupted as stop:
+        print(f"\n{stop}", file=sys.stderr)
+        return 130  # what a shell reports for a process ended by SIGINT
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

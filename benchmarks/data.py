@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -95,7 +96,8 @@ def _cache_path(spec: datasets.DatasetSpec, split: str, root: Path, image_size: 
         "source": fingerprint,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return cache_dir() / "images" / f"{spec.name}-{split}-{image_size}-{digest}.pt"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec.name)  # folder:PATH holds slashes
+    return cache_dir() / "images" / f"{stem}-{split}-{image_size}-{digest}.pt"
 
 
 def _write(images: ImageSet, path: Path) -> None:

@@ -23,6 +23,7 @@ from benchmarks.plan import Group, Shard, stable_hash
 from benchmarks.prepare import PreparedDataset
 from benchmarks.provenance import StageTimer
 from signed_saliency import engine, methods, metrics
+from signed_saliency.checks import NonFiniteMaps, find_nonfinite
 from signed_saliency.datasets.core import ImageSet
 from signed_saliency.methods.core import Method, predict
 from signed_saliency.metrics.core import Metric, Progress
@@ -91,6 +92,7 @@ def execute(
     progress = tqdm(total=total, desc="shards", unit="shard", disable=quiet or total == 0, dynamic_ncols=True)
     computed = 0
     stopped = False
+    nonfinite: dict[tuple[str, str], NonFiniteMaps] = {}  # the maps not scored, to warn of once
 
     def past_deadline() -> bool:
         nonlocal stopped
@@ -118,6 +120,8 @@ def execute(
         with timer("maps"):
             batch = _batch(item, group, config.seed, device)
             maps = methods.explain(model.module, batch.x, batch.predicted, dict.fromkeys(s.method for s in pending))
+        key = (group.dataset, group.model)
+        nonfinite[key] = nonfinite.get(key, NonFiniteMaps()).merged(find_nonfinite(maps))
         label_of = dict(zip(batch.image_ids, item.images.labels[list(group.image_positions)].tolist()))
         shards = _by_metric(pending)
         calls = engine.score_maps(
@@ -139,6 +143,9 @@ def execute(
         if stopped:
             break
     progress.close()
+    for (dataset, model_name), record in nonfinite.items():
+        if record:
+            print(f"warning: {dataset}/{model_name}: {record.message()}", file=sys.stderr)
     return computed
 
 

@@ -365,7 +365,8 @@ def summary_text(ranked: pd.DataFrame, pairs: pd.DataFrame, reliable: pd.DataFra
         "magnitude map).",
     ]
     for (dataset, model), panel in ranked.groupby(PANEL, sort=False):
-        select = lambda frame: frame[(frame["dataset"] == dataset) & (frame["model"] == model)]  # noqa: E731
+        # a frame with no rows has no columns either (no paper maps to compare, say)
+        select = lambda frame: frame if frame.empty else frame[(frame["dataset"] == dataset) & (frame["model"] == model)]  # noqa: E731
         lines += ["", f"## {dataset} / {model}", ""]
         lines.append(f"{panel['metric'].nunique()} metrics over {panel['method'].nunique()} methods "
                      f"({panel['n'].max()} images).")

@@ -16,6 +16,15 @@ from benchmarks.config import RunConfig, SuiteConfig
 from benchmarks.execute import execute, save_examples
 
 
+class Interrupted(Exception):
+    """Ctrl-C during the shards: every finished shard is on disk (each is written
+    atomically), so a rerun of the same command resumes from them."""
+
+    def __init__(self, saved: int, total: int):
+        super().__init__(f"interrupted: {saved} of {total} shards saved; rerun the same command to resume")
+        self.saved, self.total = saved, total
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How to run, beyond what the config plans."""
@@ -54,8 +63,12 @@ def run_config(
         record = provenance.run_record(timer.seconds, time.perf_counter() - started, computed)
         provenance.record_unreported_run(out, run_id, record)
 
-    computed = execute(picked, prepared, config, out, device, timer, options.quiet, options.deadline, finished,
-                       record_progress)
+    try:
+        computed = execute(picked, prepared, config, out, device, timer, options.quiet, options.deadline, finished,
+                           record_progress)
+    except KeyboardInterrupt:
+        names = [shard.name for group in groups for shard in group.shards]
+        raise Interrupted(len(store.finished(out, names)), len(names)) from None
     if shard_count > 1:
         if not options.quiet:
             print(f"slice {shard_index}/{shard_count} done in {out}; once every slice is done, rerun without --shard "

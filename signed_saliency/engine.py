@@ -12,21 +12,32 @@ top of :func:`score_maps`, the one batch loop this uses too.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from signed_saliency import methods as method_registry
 from signed_saliency import metrics as metric_registry
+from signed_saliency.checks import (
+    NonFiniteMaps,
+    NonFiniteMapsWarning,
+    blank_nonfinite,
+    check_images,
+    find_nonfinite,
+    without_nonfinite,
+)
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
+from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method, predict
 from signed_saliency.metrics.core import Metric, MetricOutput, Progress
 from signed_saliency.runtime import model_device
+
+pd = lazy_import("pandas")
 
 SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value"]
 CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
@@ -34,7 +45,7 @@ CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
 # from seed + b, so the two give the same rows only on the same batches.
 BATCH_SIZE = 32
 
-Rows = dict[str, tuple[pd.DataFrame, pd.DataFrame]]  # method name -> (score rows, curve rows)
+Rows = dict[str, tuple["pd.DataFrame", "pd.DataFrame"]]  # method name -> (score rows, curve rows)
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,14 @@ def score_batch(
     progress: Optional[Progress] = None,
 ) -> Rows:
     """One call of ``metric`` on several methods' maps of one batch (``maps`` keyed by
-    method name); see :meth:`Metric.score_methods`."""
+    method name); see :meth:`Metric.score_methods`. An image whose map is not finite is not
+    scored: its rows carry NaN."""
+    nonfinite = find_nonfinite({method.name: maps[method.name] for method in methods})
     outputs = metric.score_methods(
-        model, batch.x, batch.target, maps, methods, seed=batch.seed, ground_truth=batch.ground_truth,
-        progress=progress, **dict(settings or {}),
+        model, batch.x, batch.target, without_nonfinite(maps, nonfinite), methods, seed=batch.seed,
+        ground_truth=batch.ground_truth, progress=progress, **dict(settings or {}),
     )
+    blank_nonfinite(outputs, nonfinite)
     return {method.name: _rows(outputs[method.name], method, metric, batch) for method in methods}
 
 
@@ -194,8 +208,12 @@ def evaluate(
     (when None) to everything registered, and an empty list of either is an error;
     ``settings`` maps a metric name to its keyword settings.
     Batch ``b`` draws its randomness from ``seed + b``, so results do not depend on how
-    work is split elsewhere as long as the batches are the same.
+    work is split elsewhere as long as the batches are the same. Images in another form
+    are a one-line :class:`UserError` saying how to convert them; maps holding NaN or
+    infinity are not scored (their rows are NaN) and a :class:`NonFiniteMapsWarning` names
+    their methods and counts.
     """
+    check_images(images)
     chosen_methods = _chosen(methods, method_registry, "method")
     chosen_metrics = _chosen(metrics, metric_registry, "metric")
     settings = settings or {}
@@ -203,6 +221,7 @@ def evaluate(
         metric.check_settings(dict(settings.get(metric.name, {})))
     device = model_device(model, images.device)
     score_frames, curve_frames = [], []
+    nonfinite = NonFiniteMaps()
     for batch_index, start in enumerate(range(0, len(images), batch_size)):
         index = slice(start, start + batch_size)
         batch = make_batch(
@@ -211,10 +230,13 @@ def evaluate(
             ground_truth=None if ground_truth is None else ground_truth.select(index, device),
         )
         maps = method_registry.explain(model, batch.x, batch.target, chosen_methods)
+        nonfinite = nonfinite.merged(find_nonfinite(maps))
         for _, _, rows in score_maps(model, batch, maps, dict.fromkeys(chosen_metrics, chosen_methods), settings=settings):
             for scores, batch_curves in rows.values():
                 score_frames.append(scores)
                 curve_frames.append(batch_curves)
+    if nonfinite:
+        warnings.warn(nonfinite.message(), NonFiniteMapsWarning, stacklevel=2)
     scores = pd.concat(score_frames, ignore_index=True) if score_frames else pd.DataFrame(columns=SCORE_COLUMNS)
     if not curves:
         return scores

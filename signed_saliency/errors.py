@@ -11,3 +11,13 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
 
 class CheckpointError(UserError):
     """A checkpoint is missing, or its hash or manifest does not match what was asked for."""
+
+
+class MethodError(UserError):
+    """A method's map is malformed, or a user's method raised: the message names the method
+    (and its plugin); a raised exception is chained as ``__cause__`` for a traceback."""
+
+
+class MetricError(UserError):
+    """A user's metric raised: the message names the metric and its plugin; the exception
+    is chained as ``__cause__``."""

@@ -60,6 +60,7 @@ class Registry(Generic[T]):
         # prefix -> resolve(name): entries built on first use, e.g. "quantus:<Metric>"
         self._resolvers: dict[str, Callable[[str], T]] = {}
         self._resolved: dict[str, T] = {}
+        self._usages: dict[str, str] = {}  # prefix -> how errors list it ("folder:PATH")
 
     def register(self, name: str, **metadata) -> Callable[[Callable], Callable]:
         """Decorator: ``@registry.register("name", key=value, ...)`` on a function."""
@@ -76,24 +77,30 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
-    def add_resolver(self, prefix: str, resolve: Callable[[str], T]) -> None:
+    def add_resolver(self, prefix: str, resolve: Callable[[str], T], usage: Optional[str] = None) -> None:
         """Let :meth:`get` build the entry of any name starting with ``prefix`` on first use
         (``resolve(name)`` returns it, or raises :class:`UnknownNameError` listing the names
         it knows), for families too large or too slow to import to register one by one.
-        Resolved entries are not in :meth:`names`: that lists what is registered."""
+        Resolved entries are not in :meth:`names`: that lists what is registered. ``usage``
+        (e.g. ``"folder:PATH"``) lists the family among the valid names in errors, and a bare
+        prefix is refused with it."""
         if prefix in self._resolvers:
             raise ValueError(f"{self.kind} prefix {prefix!r} has a resolver already")
         self._resolvers[prefix] = resolve
+        if usage is not None:
+            self._usages[prefix] = usage
 
     def get(self, name: str) -> T:
         if name in self._entries:
             return self._entries[name]
         for prefix, resolve in self._resolvers.items():
             if name.startswith(prefix):
+                if name == prefix and prefix in self._usages:
+                    raise UserError(f"{self.kind} {name!r} is incomplete: write it as {self._usages[prefix]}")
                 if name not in self._resolved:
                     self._resolved[name] = resolve(name)
                 return self._resolved[name]
-        raise UnknownNameError(self.kind, name, self.names())
+        raise UnknownNameError(self.kind, name, self.names() + list(self._usages.values()))
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -233,8 +233,11 @@ def test_an_empty_set_of_randomised_layers_is_an_error_not_a_similarity_of_one(t
 
 
 def test_convnext_layer_scale_is_refilled_with_convnexts_constant():
-    from torchvision.models.convnext import CNBlock
+    import inspect
 
+    from torchvision.models.convnext import CNBlock, ConvNeXt
+
+    assert R.CONSTANT_PARAMETERS[R.CNBlock, "layer_scale"] == inspect.signature(ConvNeXt).parameters["layer_scale"].default
     block = CNBlock(4, layer_scale=1e-6, stochastic_depth_prob=0.0)
     with torch.no_grad():
         block.layer_scale.fill_(0.3)  # what training makes of it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 
 import pandas as pd
@@ -12,6 +13,7 @@ import torch
 
 from benchmarks import plan as plan_module
 from benchmarks import report, run, store
+from benchmarks.paths import REPO_ROOT
 from benchmarks.plan import execution_order
 from benchmarks.prepare import choose_images
 from signed_saliency import engine, methods, metrics
@@ -54,8 +56,7 @@ def test_killed_run_resumes_to_the_same_scores(workspace, monkeypatch):
         saved.append(args[1])
 
     monkeypatch.setattr(store, "save_shard", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run.main(["--config", config(), "--out", str(tmp / "killed"), "--quiet"])
+    assert run.main(["--config", config(), "--out", str(tmp / "killed"), "--quiet"]) == 130  # Ctrl-C's exit code
     assert len(list((tmp / "killed" / "shards").rglob("*.pkl"))) == 3
     monkeypatch.setattr(store, "save_shard", real_save)
 
@@ -184,15 +185,42 @@ def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
     try:
         assert run.main(["--plugin", "user_methods_plugin", "--list"]) == 0
         assert "brightness-test" in capsys.readouterr().out
-        run_ok("--config", config(), "--plugin", "user_methods_plugin", "--methods", "saliency,brightness-test,broken-test",
-               "--out", str(tmp / "p"))
+        capsys.readouterr()
+        run_ok("--config", config(), "--plugin", str(tmp / "user_methods_plugin.py"),
+               "--methods", "saliency,brightness-test,broken-test", "--out", str(tmp / "p"))
         summary = pd.read_csv(tmp / "p" / "summary.csv")
         assert {"brightness-test", "broken-test"} <= set(summary["method"])
-        assert summary.loc[summary["method"] == "broken-test", "n_nonfinite"].gt(0).any()
+        broken = summary[summary["method"] == "broken-test"]
+        assert broken["n"].eq(0).all() and broken["n_nonfinite"].eq(8).all()  # never scored, every image counted
         assert "brightness-test" in (tmp / "p" / "summary.md").read_text()
+        assert "not scored (their rows are NaN): broken-test (8)" in capsys.readouterr().err
     finally:
         for name in ["brightness-test", "broken-test"]:
             methods.registry.unregister(name)
+        sys.modules.pop("user_methods_plugin", None)
+
+
+def test_an_error_in_a_plugins_method_is_one_line_and_debug_adds_its_traceback(workspace, monkeypatch, capsys):
+    tmp, config = workspace
+    (tmp / "raising_plugin.py").write_text(
+        "from signed_saliency.methods import register\n\n"
+        "@register('raising-test', direction='magnitude', needs='model')\n"
+        "def raising(model, x, target):\n"
+        "    return 1 / 0\n"
+    )
+    try:
+        argv = ["--config", config(), "--plugin", str(tmp / "raising_plugin.py"), "--methods", "raising-test",
+                "--out", str(tmp / "r"), "--quiet"]
+        assert run.main(argv) == 2
+        assert capsys.readouterr().err == (
+            "error: method 'raising-test' (plugin raising_plugin) raised ZeroDivisionError: division by zero\n"
+        )
+        assert run.main([*argv, "--debug"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "return 1 / 0" in err and "raising_plugin.py" in err
+    finally:
+        methods.registry.unregister("raising-test")
+        sys.modules.pop("raising_plugin", None)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +231,7 @@ def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
         (["--config", "no-such-config"], "unknown config 'no-such-config'"),
         (["--datasets", "cifar10", "--data-root", "/nonexistent/data"], "/nonexistent/data"),
         (["--shard", "2/2"], "0 <= i < n"),
-        (["--plugin", "no_such_plugin_module"], "plugin module 'no_such_plugin_module' not found"),
+        (["--plugin", "no_such_plugin_module"], "plugin 'no_such_plugin_module' not found"),
         (["--threads", "0"], "threads must be at least 1"),
     ],
 )
@@ -319,3 +347,44 @@ def test_a_fix_for_signed_maps_renames_only_their_shards():
     assert plan_module._key_extras("deletion", "positive", "bfloat16") == {"precision": "bfloat16"}
     # grad-cam's revision 2 (another layer) renames its shards under every metric
     assert plan_module._key_extras("sparseness", "grad-cam", "float32") == {"method_revision": 2}
+
+
+SLOW_PLUGIN = '''
+import os, pathlib, time
+from signed_saliency.methods import register
+
+@register("slow-test", direction="magnitude", needs="model")
+def slow(model, x, target):
+    """The grey level; the second batch waits for a Ctrl-C when asked to."""
+    flag = pathlib.Path(os.environ["SLOW_TEST_FLAG"])
+    if os.environ.get("SLOW_TEST_WAIT") and flag.exists():
+        pathlib.Path(str(flag) + ".waiting").touch()
+        time.sleep(120)
+    flag.touch()
+    return x.mean(dim=1)
+'''
+
+
+def test_ctrl_c_saves_finished_shards_says_so_in_one_line_and_a_rerun_resumes(workspace):
+    import os
+    import signal
+    import subprocess
+
+    tmp, config = workspace
+    (tmp / "slow_plugin.py").write_text(SLOW_PLUGIN)
+    flag = tmp / "flag"
+    env = {**os.environ, "SLOW_TEST_FLAG": str(flag), "SLOW_TEST_WAIT": "1", "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-m", "benchmarks.run", "--config", config(), "--plugin", str(tmp / "slow_plugin.py"),
+            "--methods", "slow-test", "--metrics", "sparseness", "--out", str(tmp / "c"), "--quiet"]
+    process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp)
+    deadline = time.monotonic() + 300
+    while not (tmp / "flag.waiting").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert err.strip() == "interrupted: 1 of 2 shards saved; rerun the same command to resume"
+    done = subprocess.run(argv, env={**env, "SLOW_TEST_WAIT": ""}, capture_output=True, text=True, cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(tmp / "c" / "scores.csv")) == 8

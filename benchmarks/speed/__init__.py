@@ -6,6 +6,7 @@
     python -m benchmarks.speed road        # ROAD's imputation solves against the size of their systems
     python -m benchmarks.speed hog         # the randomisation checks' HOG features, batched, against skimage
     python -m benchmarks.speed quantus     # our metrics and Quantus's on identical inputs: time, floors, agreement
+    python -m benchmarks.speed import      # `import signed_saliency` against `import torch`, fresh processes
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SUITES = {
     "road": "benchmarks.speed.road",
     "hog": "benchmarks.speed.hog",
     "quantus": "benchmarks.speed.quantus",
+    "import": "benchmarks.speed.imports",
 }
 
 

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-import torchvision.io as io
-import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
 from signed_saliency.datasets.core import ImageSet
 from signed_saliency.errors import UserError
+from signed_saliency.lazy import lazy_import
+
+io = lazy_import("torchvision.io")
+TF = lazy_import("torchvision.transforms.v2.functional")
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 

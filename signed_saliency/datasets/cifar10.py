@@ -14,11 +14,13 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from signed_saliency.datasets._folder import decode_bytes, first_per_class, load_folder
 from signed_saliency.datasets.core import ImageSet, register
 from signed_saliency.errors import DatasetNotFoundError
+from signed_saliency.lazy import lazy_import
+
+TF = lazy_import("torchvision.transforms.v2.functional")
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 JPEG_FOLDER = "cifar10-jpg"

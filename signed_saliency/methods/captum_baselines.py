@@ -20,11 +20,18 @@ from collections import Counter
 from typing import Optional
 
 import torch
-from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, LayerAttribution, LayerGradCam
-from captum.attr import NoiseTunnel, Saliency
 from torch import Tensor, nn
 
+from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import largest_magnitude, max_magnitude, register
+
+GuidedBackprop = lazy_import("captum.attr", "GuidedBackprop")
+InputXGradient = lazy_import("captum.attr", "InputXGradient")
+IntegratedGradients = lazy_import("captum.attr", "IntegratedGradients")
+LayerAttribution = lazy_import("captum.attr", "LayerAttribution")
+LayerGradCam = lazy_import("captum.attr", "LayerGradCam")
+NoiseTunnel = lazy_import("captum.attr", "NoiseTunnel")
+Saliency = lazy_import("captum.attr", "Saliency")
 
 IG_STEPS = 32
 # Images x steps evaluated at once: bounds memory without changing the result.

@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Literal, Optional, get_args
 import torch
 from torch import Tensor, nn
 
+from signed_saliency.checks import check_maps, user_code
 from signed_saliency.errors import UserError
 from signed_saliency.registry import Registry, check_choice, describe
 from signed_saliency.runtime import evaluation_mode
@@ -305,7 +306,9 @@ def explain(
     """Maps of several methods for one batch, sharing one gradient pass among them.
 
     Returns ``{name: (N,H,W) float32 tensor on x's device}``. A sign-split variant and
-    its parent asked for together cost the parent's computation once.
+    its parent asked for together cost the parent's computation once. A map of the wrong
+    shape, or an exception in a user's method, is a one-line :class:`MethodError`; maps
+    holding NaN are returned as they are (scoring blanks them, see :mod:`signed_saliency.checks`).
     """
     chosen = [get(m) if isinstance(m, str) else m for m in methods]
     _check_batch(x, target)
@@ -324,13 +327,16 @@ def explain(
 
     def compute(method: Method) -> Tensor:
         if method not in computed:
-            if method.parent is not None:
-                computed[method] = method.fn(compute(method.parent))
-            elif method.needs == "model":
-                with evaluation_mode(model), torch.inference_mode(False), torch.enable_grad():
-                    computed[method] = method.fn(model, _fresh_input(x), target)
-            else:
-                computed[method] = method.fn(grads)
+            with user_code("method", method.name, method.fn):
+                if method.parent is not None:
+                    maps = method.fn(compute(method.parent))
+                elif method.needs == "model":
+                    with evaluation_mode(model), torch.inference_mode(False), torch.enable_grad():
+                        maps = method.fn(model, _fresh_input(x), target)
+                else:
+                    maps = method.fn(grads)
+            check_maps(maps, x, method.name)
+            computed[method] = maps
         return computed[method]
 
     return {method.name: compute(method).detach().float().to(x.device) for method in chosen}

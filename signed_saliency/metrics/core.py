@@ -43,6 +43,7 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence, get_args
 
 from torch import Tensor, nn
 
+from signed_saliency.checks import user_code
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
@@ -263,12 +264,13 @@ class Metric:
             return {method.name: MetricOutput() for method in methods}
         if progress is not None and self.reports_progress:
             settings = {**settings, "progress": progress}
-        if self.jointly:
-            return self.fn(model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, **settings)
-        return {
-            method.name: self.fn(model, x, target, maps[method.name], method, seed=seed, ground_truth=ground_truth, **settings)
-            for method in methods
-        }
+        with user_code("metric", self.name, self.fn):
+            if self.jointly:
+                return self.fn(model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, **settings)
+            return {
+                method.name: self.fn(model, x, target, maps[method.name], method, seed=seed, ground_truth=ground_truth, **settings)
+                for method in methods
+            }
 
 
 def _build_metric(*, name: str, fn: Callable, description: Optional[str] = None, **metadata) -> Metric:

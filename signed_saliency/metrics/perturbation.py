@@ -20,12 +20,14 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
-from torchvision.transforms.functional import gaussian_blur
 
 from signed_saliency.errors import UserError
+from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method
 from signed_saliency.metrics.core import Curve, MetricOutput
 from signed_saliency.runtime import evaluation_mode, model_device
+
+gaussian_blur = lazy_import("torchvision.transforms.functional", "gaussian_blur")
 
 # Input elements per model call: 32 images at 3x224x224, so 64 such images (and their
 # activations) take a few GB, while small images are grouped across steps to fill a call.

@@ -18,15 +18,14 @@ no such method is rebuilt as its architecture builds it (see ``CONSTANT_PARAMETE
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from typing import Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.convnext import CNBlock, ConvNeXt
 
 from signed_saliency.errors import UserError
+from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method, explain
 from signed_saliency.metrics.core import Curve, MetricOutput, Progress, at_least, each, ignore_progress, one_of, optional, register
 from signed_saliency.metrics.perturbation import to_cpu
@@ -35,15 +34,16 @@ from signed_saliency.metrics.similarity import MEASURES, Reference, check_measur
 
 MODES = ("cascading", "independent")
 
+CNBlock = lazy_import("torchvision.models.convnext", "CNBlock")
+
 # Parameters that a module owns itself but has no reset_parameters() for, and the value its
 # architecture fills them with. torchvision's ConvNeXt block scales its residual branch by
 # ``layer_scale``, which ConvNeXt builds as a constant (its ``layer_scale`` argument, 1e-6
 # in every torchvision ConvNeXt) and never draws at random: re-initialising it is filling
 # it with that constant again, which makes the block start near the identity as a freshly
-# built ConvNeXt does. Any other such parameter is an error rather than a guess.
-CONSTANT_PARAMETERS: dict[tuple[type, str], float] = {
-    (CNBlock, "layer_scale"): inspect.signature(ConvNeXt).parameters["layer_scale"].default,
-}
+# built ConvNeXt does (a test reads the value from ConvNeXt's signature: written out here,
+# it costs no torchvision import). Any other such parameter is an error rather than a guess.
+CONSTANT_PARAMETERS: dict[tuple[type, str], float] = {(CNBlock, "layer_scale"): 1e-6}
 
 
 def parameterised_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

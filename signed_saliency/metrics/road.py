@@ -33,11 +33,10 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.sparse import csc_matrix
-from scipy.sparse.linalg import splu
 from torch import Tensor, nn
 
 from signed_saliency.errors import UserError
+from signed_saliency.lazy import lazy_import
 from signed_saliency.metrics.core import (
     Curve, MetricOutput, Progress, at_least, each, fraction, ignore_progress, one_of, register,
 )
@@ -55,6 +54,9 @@ from signed_saliency.metrics.perturbation import (
     to_cpu,
 )
 from signed_saliency.runtime import generator
+
+csc_matrix = lazy_import("scipy.sparse", "csc_matrix")
+splu = lazy_import("scipy.sparse.linalg", "splu")
 
 # The ROAD paper's 8-neighbourhood: direct neighbours weigh 1/6, diagonal ones 1/12.
 _DIRECT, _DIAGONAL = 1 / 6, 1 / 12

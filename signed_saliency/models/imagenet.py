@@ -11,15 +11,20 @@ weights silently is not reproducible.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import ConvNeXt_Tiny_Weights, ResNet18_Weights, convnext_tiny, resnet18 as torchvision_resnet18
-from torchvision.models._api import WeightsEnum
 
 from signed_saliency.errors import UserError
+from signed_saliency.lazy import lazy_import
 from signed_saliency.models.core import register
+
+if TYPE_CHECKING:
+    from torchvision.models._api import WeightsEnum
+
+convnext_tiny = lazy_import("torchvision.models", "convnext_tiny")
+torchvision_resnet18 = lazy_import("torchvision.models", "resnet18")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,7 +77,10 @@ def _build(architecture: Callable[..., nn.Module], weights: WeightsEnum, label: 
 
 
 # The ImageNet weights the paper's code asks for (torchvision's DEFAULT for each).
-PRETRAINED_WEIGHTS = {"resnet18": ResNet18_Weights.IMAGENET1K_V1, "convnext-tiny": ConvNeXt_Tiny_Weights.IMAGENET1K_V1}
+PRETRAINED_WEIGHTS = {
+    "resnet18": lazy_import("torchvision.models", "ResNet18_Weights.IMAGENET1K_V1"),
+    "convnext-tiny": lazy_import("torchvision.models", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1"),
+}
 
 
 @register("resnet18")
