@@ -205,6 +205,7 @@ def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
         (["--shard", "2/2"], "0 <= i < n"),
         (["--plugin", "no_such_plugin_module"], "plugin module 'no_such_plugin_module' not found"),
         (["--threads", "0"], "threads must be at least 1"),
+        (["--methods", "saliency,nosuch*"], "no method matches 'nosuch*'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workspace, capsys, argv, message):
@@ -319,3 +320,12 @@ def test_a_fix_for_signed_maps_renames_only_their_shards():
     assert plan_module._key_extras("deletion", "positive", "bfloat16") == {"precision": "bfloat16"}
     # grad-cam's revision 2 (another layer) renames its shards under every metric
     assert plan_module._key_extras("sparseness", "grad-cam", "float32") == {"method_revision": 2}
+
+
+def test_methods_and_metrics_may_be_named_by_pattern():
+    from benchmarks.config import DatasetRun, RunConfig
+
+    config = RunConfig(name="x", datasets=[DatasetRun(name="cifar10", models=["cnn"])],
+                       methods=["smoothgrad*", "saliency", "smoothgrad"], metrics=["deletion*"])
+    assert config.method_names() == ["smoothgrad", "smoothgrad-positive", "smoothgrad-negative", "saliency"]
+    assert config.metric_names() == ["deletion-paper", "deletion"]
