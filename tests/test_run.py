@@ -233,6 +233,7 @@ def test_an_error_in_a_plugins_method_is_one_line_and_debug_adds_its_traceback(w
         (["--shard", "2/2"], "0 <= i < n"),
         (["--plugin", "no_such_plugin_module"], "plugin 'no_such_plugin_module' not found"),
         (["--threads", "0"], "threads must be at least 1"),
+        (["--methods", "saliency,nosuch*"], "no method matches 'nosuch*'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workspace, capsys, argv, message):
@@ -388,3 +389,13 @@ def test_ctrl_c_saves_finished_shards_says_so_in_one_line_and_a_rerun_resumes(wo
     done = subprocess.run(argv, env={**env, "SLOW_TEST_WAIT": ""}, capture_output=True, text=True, cwd=tmp)
     assert done.returncode == 0, done.stderr
     assert len(pd.read_csv(tmp / "c" / "scores.csv")) == 8
+
+
+def test_methods_and_metrics_may_be_named_by_pattern():
+    from benchmarks.config import DatasetRun, RunConfig
+
+    config = RunConfig(name="x", datasets=[DatasetRun(name="cifar10", models=["cnn"])],
+                       methods=["integrated-gradients*", "saliency", "integrated-gradients"], metrics=["deletion*"])
+    assert config.method_names() == [
+        "integrated-gradients", "integrated-gradients-positive", "integrated-gradients-negative", "saliency"]
+    assert config.metric_names() == ["deletion-paper", "deletion"]
