@@ -23,8 +23,11 @@ TO_CPU = re.compile(r"\.cpu\(\)|\.numpy\(\)|[\"']cpu[\"']")
 ALLOWED = {
     "metrics/road.py": (6, "solver 'exact' is scipy's SuperLU, a CPU solver by nature; impute() is the NumPy "
                         "reference the tests use; 'auto' picks the solver by asking whether the model is on a CPU"),
-    "metrics/perturbation.py": (4, "to_cpu: each metric's final per-image values and curves, once per call; "
-                                "the CPU is the fallback device of a model without tensors and bf16's check"),
+    "metrics/perturbation.py": (2, "to_cpu: each metric's final per-image values and curves, once per call; "
+                                "the CPU is the fallback device of a model without tensors"),
+    "metrics/quantus_adapter.py": (11, "Quantus takes NumPy batches and calls models and explain_func on NumPy: "
+                                   "the adapter converts at that boundary, once per Quantus call"),
+    "methods/captum_more.py": (2, "skimage's SLIC superpixels run on NumPy images, once per batch"),
     "metrics/randomisation.py": (2, "fork_rng takes other arguments for a CPU"),
     "methods/controls.py": (2, "the random control's seed is a hash of each image's bytes, once per call"),
 }

@@ -62,7 +62,7 @@ def test_quick_names_leave_out_slow_methods_and_their_sign_splits():
 
 
 def test_a_cost_must_be_quick_or_slow():
-    with pytest.raises(ValueError, match="cost must be one of"):
+    with pytest.raises(UserError, match="cost must be one of"):
         methods.Method(name="x", fn=lambda m, x, t: x, direction="magnitude", cost="glacial")
 
 

@@ -116,7 +116,7 @@ def test_a_variant_name_already_taken_refuses_the_whole_method():
     ("direction", "upwards", "increase, decrease, magnitude, signed"),
     ("score", "probability", "logit, margin"),
     ("needs", "hessian", "gradients, all-gradients, model"),
-    ("family", "mine", "paper, extension, baseline, sign-split, control, user, other"),
+    ("family", "mine", ", ".join(methods.core.FAMILIES)),
 ])
 def test_a_bad_claim_is_refused_at_registration_in_one_line(key, value, valid):
     declared = {"direction": "increase", "needs": "gradients", key: value}

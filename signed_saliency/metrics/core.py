@@ -131,6 +131,14 @@ def optional(check: SettingCheck) -> SettingCheck:
     return lambda value: None if value is None else (None if check(value) is None else f"{check(value)} or None")
 
 
+def name_or_number(value: Any) -> Optional[str]:
+    """A setting that takes a name or a number (a Quantus baseline): whatever its default's type."""
+    return None if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "a name or a number"
+
+
+name_or_number.any_type = True  # the check replaces the type check of the default
+
+
 def _same_kind(default: Any, value: Any) -> Optional[str]:
     """The check every setting gets from its default's type (a None default accepts anything)."""
     if isinstance(default, bool):
@@ -219,9 +227,10 @@ class Metric:
                 f"valid: {', '.join(defaults) or 'none'}"
             )
         for name, value in settings.items():
-            problem = _same_kind(defaults[name], value)
-            if problem is None and name in self.checks:
-                problem = self.checks[name](value)
+            check = self.checks.get(name)
+            problem = None if getattr(check, "any_type", False) else _same_kind(defaults[name], value)
+            if problem is None and check is not None:
+                problem = check(value)
             if problem is not None:
                 raise UserError(f"metric {self.name!r}: {name} must be {problem}, got {value!r}")
 

@@ -94,7 +94,7 @@ from torch import Tensor, nn
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method, evaluation_mode, explain
-from signed_saliency.metrics.core import Curve, Metric, MetricOutput, registry
+from signed_saliency.metrics.core import Curve, Metric, MetricOutput, name_or_number, registry
 from signed_saliency.metrics.perturbation import model_device
 from signed_saliency.registry import UnknownNameError, describe
 
@@ -410,7 +410,8 @@ class QuantusCall:
                     values[i] = value[0]
                     rows.append(curve)
                 except Exception as error:  # noqa: BLE001
-                    errors[i] = type(error).__name__
+                    # a user's method's exception arrives wrapped (MethodError) with the cause chained
+                    errors[i] = type(error.__cause__ or error).__name__
                     rows.append(None)
             lengths = {row.shape[1] for row in rows if row is not None}
             if len(lengths) == 1:
@@ -469,6 +470,8 @@ def quantus_metric(full_name: str) -> Metric:
         higher_is_better=cls.score_direction.name == "HIGHER",
         needs_ground_truth=SPECS[name].category == "localisation",
         curve_x="fraction of the perturbation steps",
+        # Quantus takes a baseline as a name or a number: a string default is no type to hold a value to
+        checks={key: name_or_number for key, value in defaults.items() if isinstance(value, str)},
         description=f"Quantus {version} {name}: {summary}" if summary else f"Quantus {version} {name}",
     )
 
