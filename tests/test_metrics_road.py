@@ -98,12 +98,12 @@ def test_road_gives_the_same_values_with_either_solver(tiny_cnn):
     x, maps = torch.rand(6, 3, 16, 16), torch.rand(6, 16, 16)
     target = torch.arange(6) % 5
     road = metrics.get("road")
-    exact = road(tiny_cnn, x, target, maps, _method("increase"), solver="exact")
-    ours = road(tiny_cnn, x, target, maps, _method("increase"), solver="cg")
+    exact = road(tiny_cnn, x, target, maps, given_method("increase"), solver="exact")
+    ours = road(tiny_cnn, x, target, maps, given_method("increase"), solver="cg")
     for key, curve in exact.curves.items():
         torch.testing.assert_close(ours.curves[key].y, curve.y, atol=1e-5, rtol=0)
     with pytest.raises(UserError, match="solver"):
-        road(tiny_cnn, x, target, maps, _method("increase"), solver="magic")
+        road(tiny_cnn, x, target, maps, given_method("increase"), solver="magic")
 
 
 def test_road_runs_on_rgb_32x32_and_reports_the_gap():

@@ -94,7 +94,7 @@ from torch import Tensor, nn
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method, evaluation_mode, explain
-from signed_saliency.metrics.core import Curve, Metric, MetricOutput, registry
+from signed_saliency.metrics.core import Curve, Metric, MetricCall, MetricOutput, registry
 from signed_saliency.metrics.perturbation import model_device
 from signed_saliency.registry import UnknownNameError, describe
 
@@ -436,14 +436,6 @@ def _check_settings(name: str, shape: Shape, settings: Mapping[str, Any], seed: 
         raise UserError(f"metric {PREFIX + name!r}: Quantus refuses its settings {dict(settings)}: {error}") from None
 
 
-_CALL = [
-    inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in ("model", "x", "target", "maps", "method")
-] + [
-    inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=0),
-    inspect.Parameter("ground_truth", inspect.Parameter.KEYWORD_ONLY, default=None),
-]
-
-
 def quantus_metric(full_name: str) -> Metric:
     """The :class:`Metric` of ``quantus:<Class>``; raises :class:`UnknownNameError` listing
     the supported names for any other."""
@@ -453,12 +445,14 @@ def quantus_metric(full_name: str) -> Metric:
     cls = _quantus_class(name)
     defaults = default_settings(name)
 
-    def fn(model, x, target, maps, method, *, seed=0, ground_truth=None, **settings) -> MetricOutput:
-        return QuantusCall(name, model, x, target, maps, method, seed, ground_truth, settings).score()
+    def fn(call: MetricCall, **settings) -> MetricOutput:
+        return QuantusCall(name, call.model, call.x, call.target, call.maps, call.method, call.seed,
+                           call.ground_truth, settings).score()
 
     # the settings as keyword-only parameters, where Metric.defaults and check_settings read them
     fn.__signature__ = inspect.Signature(
-        _CALL + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
+        [inspect.Parameter("call", inspect.Parameter.POSITIONAL_ONLY)]
+        + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
     )
     version = getattr(_quantus(), "__version__", "?")
     summary = describe(cls).rstrip(".")
