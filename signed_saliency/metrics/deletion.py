@@ -15,9 +15,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from signed_saliency.metrics.core import (
-    MetricCall, MetricOutput, above, at_least, each, fraction, odd_size, one_of, optional, register,
-)
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import above, at_least, each, fraction, odd_size, one_of, optional
 from signed_saliency.metrics.perturbation import (
     BASELINES, baseline_image, class_scores, default_baselines, first_pixels, forward_batches, grid,
     normalised_auc, pixel_counts, positions, rank_pixels, replace_pixels, scoring, stack_scores,

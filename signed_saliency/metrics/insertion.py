@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from signed_saliency.metrics.core import MetricCall, MetricOutput, above, at_least, odd_size, register
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import above, at_least, odd_size
 from signed_saliency.metrics.perturbation import (
     baseline_image, class_scores, first_pixels, forward_batches, grid, normalised_auc, pixel_counts, positions,
     rank_pixels, replace_pixels, scoring, stack_scores,

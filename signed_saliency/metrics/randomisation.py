@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method, explain
-from signed_saliency.metrics.core import JointCall, MetricOutput, at_least, each, one_of, optional, register
+from signed_saliency.metrics.core import JointCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import at_least, each, one_of, optional
 from signed_saliency.metrics.similarity import MEASURES, Reference
 from signed_saliency.runtime import evaluation_mode, generator
 

@@ -37,7 +37,8 @@ from torch import Tensor
 
 from signed_saliency.errors import UserError
 from signed_saliency.lazy import lazy_import
-from signed_saliency.metrics.core import MetricCall, MetricOutput, at_least, each, fraction, one_of, register
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import at_least, each, fraction, one_of
 from signed_saliency.metrics.perturbation import (
     class_scores, first_pixels, forward_batches, grid, normalised_auc, pixel_counts, positions, rank_pixels, scoring,
     stack_scores,

@@ -15,7 +15,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from signed_saliency.metrics.core import MetricCall, MetricOutput, at_least, each, fraction, one_of, register
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import at_least, each, fraction, one_of
 from signed_saliency.metrics.perturbation import (
     class_scores, first_pixels, forward_batches, grid, normalised_auc, pixel_counts, positions, random_ranking,
     rank_pixels, scoring,
