@@ -10,7 +10,7 @@ from signed_saliency import evaluate, methods, metrics
 from signed_saliency.checks import NonFiniteMapsWarning, check_images, check_maps, find_nonfinite
 from signed_saliency.datasets import get as get_dataset
 from signed_saliency.errors import MethodError, MetricError, UserError
-from signed_saliency.metrics.core import MetricOutput
+from signed_saliency.metrics.core import MetricCall, MetricOutput
 
 DELETION = {"deletion": {"steps": 4}}
 
@@ -128,7 +128,7 @@ def test_an_exception_in_a_users_method_is_one_line_naming_plugin_method_and_exc
 
 
 def test_an_exception_in_a_users_metric_is_one_line_naming_it(tiny_cnn, images, registered):
-    def broken_metric(model, x, target, maps, method, *, seed=0, ground_truth=None) -> MetricOutput:
+    def broken_metric(call: MetricCall) -> MetricOutput:
         return {}["missing"]
 
     registered("metric", "test-broken-metric", broken_metric)

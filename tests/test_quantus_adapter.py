@@ -18,6 +18,7 @@ from signed_saliency.datasets.core import GroundTruth  # noqa: E402
 from signed_saliency.errors import UserError  # noqa: E402
 from signed_saliency.methods.core import Method  # noqa: E402
 from signed_saliency.metrics import quantus_adapter as qa  # noqa: E402
+from signed_saliency.metrics import quantus_specs  # noqa: E402
 
 SIZE = 16
 # Few samples and steps: the numbers only have to match, not to mean much.
@@ -199,7 +200,7 @@ def test_quantus_auc_needs_the_numpy_2_shim(batch):
     assert not hasattr(np, "trapz")  # what Quantus 0.6's calculate_auc calls
     with pytest.raises(AttributeError):
         quantus.helpers.utils.calculate_auc(np.ones((2, 3)), batched=True)
-    np.testing.assert_allclose(qa._calculate_auc(np.ones((2, 3)), batched=True), [2.0, 2.0])
+    np.testing.assert_allclose(quantus_specs._calculate_auc(np.ones((2, 3)), batched=True), [2.0, 2.0])
     model, x, target, _ = batch
     method = methods.get("saliency")
     out = metrics.get("quantus:IROF")(model, x, target, method(model, x, target), method)

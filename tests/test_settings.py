@@ -56,7 +56,13 @@ def test_every_metric_accepts_its_own_defaults():
 
 def test_a_check_of_a_setting_the_metric_lacks_is_refused_at_registration():
     with pytest.raises(UserError, match="checks stepz, which it has no setting of"):
-        metrics.registry.register("checks-a-typo-test", checks={"stepz": metrics.core.at_least(1)})(
-            lambda model, x, target, maps, method, *, seed=0, ground_truth=None, steps=1: None
+        metrics.registry.register("checks-a-typo-test", checks={"stepz": metrics.setting_checks.at_least(1)})(
+            lambda call, *, steps=1: None
         )
     assert "checks-a-typo-test" not in metrics.registry
+
+
+def test_a_metric_of_the_old_many_argument_form_is_refused_at_registration():
+    with pytest.raises(UserError, match=r"must take one MetricCall and keyword-only settings, not \(model, x, target, maps, method\)"):
+        metrics.registry.register("old-form-test")(lambda model, x, target, maps, method, *, seed=0, ground_truth=None: None)
+    assert "old-form-test" not in metrics.registry

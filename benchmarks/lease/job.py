@@ -29,122 +29,29 @@ has time left for it; a stage still running near the call's end is stopped so th
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import queue
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from benchmarks.lease.progress import call_started, log, stamp
+from benchmarks.lease.progress import call_started, log
+from benchmarks.lease.settings import DATASET, Settings, parse_args
 from benchmarks.lease.stage import sha256_file
+from benchmarks.lease.streams import stream, stream_all
 
 MiB = 1 << 20
 PART_BYTES = 15 * MiB  # the return limit is 16 MiB a file
 MAX_FILES = 8
-DATASET = "imagenette"
 PARTS = {"tables2-3": "paper-deletion", "suite": "paper-suite"}
-STAGES = ("decode", "train", "table1", "tables2-3", "suite")
 REPORT = "lease-report.json"
 RESULTS_TAR = "results.tar"
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+) loss ([\d.]+) \(([\d.]+) s\)")
-
-
-@dataclass(frozen=True)
-class Settings:
-    model: str
-    epochs: int
-    device: str
-    threads: int
-    work: Path
-    data_root: Path
-    cache: Path
-    out: Path
-    deadline: float  # time.time() after which nothing may run but pack
-    pack_seconds: float
-    report_seconds: dict[str, float]  # what a benchmarks.run report needs after its last metric
-    slices: dict[str, int]  # benchmarks.run --shard slices run side by side, per part
-    limit: Optional[int]
-    track_test_accuracy: bool
-    images: dict[str, Optional[int]]  # --n-images per part (None: the config's)
-    suite_metrics: Optional[str]
-
-    @property
-    def stem(self) -> str:
-        return f"{DATASET}-{self.model}"
-
-    @property
-    def checkpoint(self) -> Path:
-        # where benchmarks.run looks after the shipped checkpoints, which are not in the tree
-        return self.cache / "checkpoints" / f"{self.stem}.pt"
-
-    def left(self) -> float:
-        return self.deadline - time.time()
-
-
-def stream(command: list[str], stop_at: float, on_line: Callable[[str], None] = lambda line: None) -> str:
-    """Run ``command``, print its output line by line with timestamps, stop it at
-    ``stop_at`` (``time.time()``); return "done", "failed (exit N)" or "stopped for time"."""
-    return stream_all([command], stop_at, on_line)
-
-
-def stream_all(commands: list[list[str]], stop_at: float, on_line: Callable[[str], None] = lambda line: None) -> str:
-    """:func:`stream` for commands run side by side, each line marked with its command's number."""
-    for command in commands:
-        log("$ " + " ".join(command))
-    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0) for c in commands]
-    lines: queue.Queue[tuple[int, Optional[str]]] = queue.Queue()
-
-    def read(number: int, process: subprocess.Popen) -> None:
-        buffer = b""
-        for block in iter(lambda: process.stdout.read(4096), b""):
-            # progress bars end their updates with \r: each update becomes a line
-            *complete, buffer = re.split(rb"[\r\n]", buffer + block)
-            for line in complete:
-                if line.strip():
-                    lines.put((number, line.decode(errors="replace")))
-        if buffer.strip():
-            lines.put((number, buffer.decode(errors="replace")))
-        lines.put((number, None))
-
-    for number, process in enumerate(processes):
-        threading.Thread(target=read, args=(number, process), daemon=True).start()
-    running, stopped = len(processes), False
-    while running:
-        try:
-            number, line = lines.get(timeout=1.0)
-        except queue.Empty:
-            number, line = 0, ""
-        if line is None:
-            running -= 1
-        elif line:
-            mark = f"[{number + 1}/{len(processes)}] " if len(processes) > 1 else ""
-            print(f"{stamp()}   {mark}{line}", flush=True)
-            on_line(line)
-        if not stopped and time.time() > stop_at:
-            log("the call's time is nearly up: stopping (finished work stays in the work folder)")
-            for process in processes:
-                process.terminate()
-            stopped = True
-    codes = []
-    for process in processes:
-        try:
-            codes.append(process.wait(timeout=20))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            codes.append(process.wait())
-    if stopped:
-        return "stopped for time"
-    failed = [code for code in codes if code]
-    return f"failed (exit {failed[0]})" if failed else "done"
 
 
 class Job:
@@ -381,55 +288,6 @@ def split_file(path: Path, out: Path) -> dict[str, dict]:
     for entry in written.values():
         entry["parts"] = len(written)
     return written
-
-
-def parse_args(argv: Optional[list[str]]) -> tuple[Settings, list[str]]:
-    lease_root = Path(os.environ.get("LEASE_ROOT", "/root/lease"))
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.lease.job", description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, in order (default: {','.join(STAGES)})")
-    parser.add_argument("--model", default="resnet18")
-    parser.add_argument("--epochs", type=int, default=50, help="the paper's 50; fewer only to rehearse")
-    parser.add_argument("--limit", type=int, help="train on a seeded subset (rehearsal)")
-    parser.add_argument("--track-test-accuracy", action="store_true",
-                        help="score val after every epoch (the manifest's test_accuracy_by_epoch; ~0.5 s an epoch on a GPU)")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: all)")
-    parser.add_argument("--tables-images", type=int, help="val images for Tables 2-3 (default: all; rehearsal)")
-    parser.add_argument("--suite-images", type=int, help="images for the suite (default: the config's 500; rehearsal)")
-    parser.add_argument("--suite-metrics", default=None,
-                        help="comma-separated (default: every registered metric but road)")
-    parser.add_argument("--call-seconds", type=float, default=600, help="the call's limit (the run tool's timeout_s)")
-    parser.add_argument("--margin", type=float, default=25, help="seconds kept free at the call's end")
-    parser.add_argument("--pack-seconds", type=float, default=20)
-    parser.add_argument("--tables-report-seconds", type=float, default=60, help="Tables 2-3's report after its last shard")
-    parser.add_argument("--suite-report-seconds", type=float, default=120, help="the suite's report and examples")
-    parser.add_argument("--tables-slices", type=int, default=4, help="Tables 2-3 runs side by side (--shard i/n)")
-    parser.add_argument("--suite-slices", type=int, default=8,
-                        help="suite runs side by side (default 8: one 64-image batch each)")
-    parser.add_argument("--work", type=Path, default=lease_root / "work")
-    parser.add_argument("--data-root", type=Path, default=lease_root / "data")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", lease_root / "out")))
-    args = parser.parse_args(argv)
-    stages = [stage for stage in args.stages.split(",") if stage]
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        parser.error(f"unknown stage {', '.join(unknown)}; stages: {', '.join(STAGES)}")
-    if args.suite_metrics is None:
-        from signed_saliency import metrics
-
-        args.suite_metrics = ",".join(name for name in metrics.names() if name != "road")
-    from benchmarks.paths import cache_dir
-
-    settings = Settings(
-        model=args.model, epochs=args.epochs, device=args.device, threads=args.threads, work=args.work,
-        data_root=args.data_root, cache=cache_dir(), out=args.out,
-        deadline=call_started() + args.call_seconds - args.margin, pack_seconds=args.pack_seconds,
-        report_seconds={"tables2-3": args.tables_report_seconds, "suite": args.suite_report_seconds},
-        slices={"tables2-3": args.tables_slices, "suite": args.suite_slices},
-        limit=args.limit, track_test_accuracy=args.track_test_accuracy,
-        images={"tables2-3": args.tables_images, "suite": args.suite_images}, suite_metrics=args.suite_metrics,
-    )
-    return settings, stages
 
 
 def main(argv: Optional[list[str]] = None) -> int:

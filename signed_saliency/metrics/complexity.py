@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from signed_saliency.metrics.core import MetricOutput, register
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
 
 
 def gini(maps: Tensor) -> Tensor:
@@ -35,12 +35,12 @@ def entropy(maps: Tensor) -> Tensor:
 
 
 @register("sparseness", family="complexity", higher_is_better=True)
-def sparseness(model, x, target, maps, method, *, seed, ground_truth=None) -> MetricOutput:
+def sparseness(call: MetricCall) -> MetricOutput:
     """Gini index of |map|: 0 for a uniform map, towards 1 for a single pixel."""
-    return MetricOutput(values={"": gini(maps)})
+    return MetricOutput.of({"": gini(call.maps)})
 
 
 @register("complexity", family="complexity", higher_is_better=False)
-def complexity(model, x, target, maps, method, *, seed, ground_truth=None) -> MetricOutput:
+def complexity(call: MetricCall) -> MetricOutput:
     """Entropy of |map| / sum |map|: 0 for a single pixel, log(H*W) for a uniform map."""
-    return MetricOutput(values={"": entropy(maps)})
+    return MetricOutput.of({"": entropy(call.maps)})

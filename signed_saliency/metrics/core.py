@@ -1,53 +1,57 @@
 """What a metric is here: a registered function from one batch's maps to per-image numbers.
 
-Every metric is called the same way::
+Every metric function takes one :class:`MetricCall` and its settings::
+
+    @register("my-metric", family="perturbation", checks={"steps": at_least(1)})
+    def my_metric(call: MetricCall, *, steps: int = 16) -> MetricOutput: ...
+
+and callers call the :class:`Metric` (which builds the call)::
 
     output = metric(model, x, target, maps, method, seed=0, ground_truth=None, **settings)
 
-- ``x``: (N,C,H,W) float in [0,1]; ``target``: (N,) long, the class the maps explain;
-  ``maps``: (N,H,W) float, the method's maps for that target (raw units: a metric that
-  wants them normalised says so and does it itself); ``method``: the :class:`Method`
-  object, whose ``direction`` and ``score`` the metric reads (never its name).
-- ``seed``: every random choice a metric makes draws from a generator seeded with it.
-- ``ground_truth``: a :class:`GroundTruth` for datasets that have one, else None;
+- ``call.x``: (N,C,H,W) float in [0,1]; ``call.target``: (N,) long, the class the maps
+  explain; ``call.maps``: (N,H,W) float, the method's maps for that target (raw units: a
+  metric that wants them normalised says so and does it itself); ``call.method``: the
+  :class:`Method` object, whose ``direction`` and ``score`` the metric reads (never its name).
+- ``call.seed``: every random choice a metric makes draws from ``call.generator()``.
+- ``call.ground_truth``: a :class:`GroundTruth` for datasets that have one, else None;
   metrics registered with ``needs_ground_truth=True`` only run where it exists.
-- ``settings``: the function's keyword-only parameters (their defaults are the metric's
+- settings: the function's keyword-only parameters (their defaults are the metric's
   defaults; configs may override them by name, and an unknown name is an error).
 
-It returns a :class:`MetricOutput`: per-image ``values`` and optional per-image
-``curves``, each keyed by a variant string (e.g. ``"black/probability"``; ``""`` when the
-metric has one variant). A metric that does not apply to a method (say, one for signed
-maps given a magnitude map) returns an empty output.
+It returns a :class:`MetricOutput` (build it with :meth:`MetricOutput.of`): per-image
+``values`` and optional per-image ``curves``, each keyed by a variant string (e.g.
+``"black/probability"``; ``""`` when the metric has one variant). A metric that does not
+apply to a method (say, one for signed maps given a magnitude map) returns an empty output.
 
 A metric whose cost is recomputing maps (the sanity checks run the methods again on
-changed models) registers with ``jointly=True`` and takes every method at once, so the
-methods share their gradient passes as :func:`signed_saliency.methods.explain` shares
-them::
-
-    outputs = fn(model, x, target, {name: maps}, [method, ...], seed=0, ground_truth=None, **settings)
-
-returning ``{method name: MetricOutput}``. Called on one method, such a metric behaves as
-any other; :meth:`Metric.score_methods` scores several with one call or a loop, as fits.
+changed models) registers with ``jointly=True`` and takes a :class:`JointCall` of every
+method at once (``call.methods``, ``call.maps_of(name)``), so the methods share their
+gradient passes as :func:`signed_saliency.methods.explain` shares them, returning
+``{method name: MetricOutput}``. Called on one method, such a metric behaves as any other;
+:meth:`Metric.score_methods` scores several with one call or a loop, as fits.
 
 A metric whose one call can run for many minutes (the randomisation check at 224 px, say)
-may also take a keyword ``progress``: a :data:`Progress` callback it calls with (steps
-done, steps in all) as it goes, from (0, total) on, so that a caller can show how far it is. The library never
-prints; ``progress`` is only passed to metrics whose function declares it.
+registers with ``reports_progress=True`` and calls ``call.report(done, total)`` as it goes,
+from (0, total) on, so that a caller's :data:`Progress` callback can show how far it is.
+The library never prints.
 """
-
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence, get_args
 
+import torch
 from torch import Tensor, nn
 
 from signed_saliency.checks import user_code
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
+from signed_saliency.metrics.setting_checks import SettingCheck, _same_kind
 from signed_saliency.registry import Registry, check_choice, describe
+from signed_saliency.runtime import generator, model_device
 
 
 @dataclass
@@ -58,6 +62,12 @@ class Curve:
     y: Tensor
 
 
+def to_cpu(values: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Float32 copies on the CPU. Made outside inference mode, the copies are ordinary
+    tensors, which callers may modify in place (inference tensors refuse that)."""
+    return {key: value.to(device="cpu", dtype=torch.float32, copy=True) for key, value in values.items()}
+
+
 @dataclass
 class MetricOutput:
     values: dict[str, Tensor] = field(default_factory=dict)  # variant -> (N,)
@@ -65,6 +75,25 @@ class MetricOutput:
 
     def __bool__(self) -> bool:
         return bool(self.values or self.curves)
+
+    @classmethod
+    def of(
+        cls,
+        values: Mapping[str, Tensor] = {},  # noqa: B006 - read only
+        curves: Mapping[str, Tensor] = {},  # noqa: B006 - read only
+        *,
+        xs: Optional[Tensor] = None,
+        area: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+    ) -> "MetricOutput":
+        """A metric's output, every tensor a float32 CPU copy (see :func:`to_cpu`): per-image
+        ``values`` (N,) and ``curves`` (N,T) over the shared grid ``xs`` (T,); with ``area``,
+        each curve's ``area(xs, curve)`` is also its value under the same variant name."""
+        output = cls(values=to_cpu(values))
+        for key, curve in to_cpu(curves).items():
+            output.curves[key] = Curve(xs, curve)
+            if area is not None:
+                output.values[key] = area(xs, curve)
+        return output
 
 
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
@@ -78,81 +107,51 @@ FAMILIES: tuple[str, ...] = get_args(Family)
 
 
 def ignore_progress(done: int, total: int) -> None:
-    """The default :data:`Progress` of a metric that reports it: nobody is listening."""
+    """The default :data:`Progress`: nobody is listening."""
 
 
-_CALL_PARAMETERS = ("model", "x", "target", "maps", "method", "seed", "ground_truth", "progress")
+@dataclass(frozen=True, kw_only=True)
+class _Call:
+    """What every metric call gets besides the maps: one batch and how to draw, report and place."""
 
-# A setting's check: None when a value is fine, else what the value must be ("at least 1").
-SettingCheck = Callable[[Any], Optional[str]]
+    model: nn.Module
+    x: Tensor  # (N,C,H,W) in [0,1]
+    target: Tensor  # (N,) long
+    seed: int = 0
+    ground_truth: Optional[GroundTruth] = None
+    progress: Progress = field(default=ignore_progress, repr=False)
 
+    def generator(self) -> torch.Generator:
+        """A fresh CPU generator seeded with the call's seed (the same draws on any device)."""
+        return generator(self.seed)
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    def report(self, done: int, total: int) -> None:
+        """Tell the caller ``done`` of ``total`` steps are finished."""
+        self.progress(done, total)
 
-
-def at_least(low: float) -> SettingCheck:
-    return lambda value: None if _is_number(value) and value >= low else f"a number at least {low}"
-
-
-def above(low: float) -> SettingCheck:
-    return lambda value: None if _is_number(value) and value > low else f"a number above {low}"
-
-
-def fraction(*, below_one: bool = False) -> SettingCheck:
-    """A fraction of the pixels: in [0, 1], or [0, 1) where all of them cannot be taken."""
-    interval = "[0, 1)" if below_one else "[0, 1]"
-    return lambda value: (None if _is_number(value) and 0 <= value and (value < 1 if below_one else value <= 1)
-                          else f"a fraction in {interval}")
-
-
-def odd_size(value: Any) -> Optional[str]:
-    return None if isinstance(value, int) and not isinstance(value, bool) and value > 0 and value % 2 else "an odd positive integer"
+    @property
+    def device(self) -> torch.device:
+        """Where the model is (the images' device for a model without parameters)."""
+        return model_device(self.model, self.x.device)
 
 
-def one_of(valid: Sequence[str]) -> SettingCheck:
-    return lambda value: None if value in valid else f"one of {', '.join(valid)}"
+@dataclass(frozen=True, kw_only=True)
+class MetricCall(_Call):
+    """One call of a metric on one method's maps (N,H,W) of one batch."""
+
+    maps: Tensor
+    method: Method
 
 
-def each(check: SettingCheck) -> SettingCheck:
-    """A non-empty list whose every item passes ``check``."""
+@dataclass(frozen=True, kw_only=True)
+class JointCall(_Call):
+    """One call of a ``jointly`` metric on several methods' maps of one batch."""
 
-    def check_all(values: Any) -> Optional[str]:
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-            return "a non-empty list"
-        problems = [check(value) for value in values]
-        problem = next((problem for problem in problems if problem is not None), None)
-        return None if problem is None else f"a non-empty list of items each {problem}"
+    maps: Mapping[str, Tensor]  # method name -> (N,H,W)
+    methods: tuple[Method, ...]
 
-    return check_all
-
-
-def optional(check: SettingCheck) -> SettingCheck:
-    return lambda value: None if value is None else (None if check(value) is None else f"{check(value)} or None")
-
-
-def name_or_number(value: Any) -> Optional[str]:
-    """A setting that takes a name or a number (a Quantus baseline): whatever its default's type."""
-    return None if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "a name or a number"
-
-
-name_or_number.any_type = True  # the check replaces the type check of the default
-
-
-def _same_kind(default: Any, value: Any) -> Optional[str]:
-    """The check every setting gets from its default's type (a None default accepts anything)."""
-    if isinstance(default, bool):
-        return None if isinstance(value, bool) else "true or false"
-    if isinstance(default, int):
-        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
-    if isinstance(default, float):
-        return None if _is_number(value) else "a number"
-    if isinstance(default, str):
-        return None if isinstance(value, str) else "a string"
-    if isinstance(default, (tuple, list)):
-        return None if isinstance(value, (tuple, list)) else "a list"
-    return None
-
+    def maps_of(self, name: str) -> Tensor:
+        return self.maps[name]
 
 @dataclass(frozen=True)
 class Metric:
@@ -166,7 +165,8 @@ class Metric:
     needs_ground_truth: bool = False
     curve_x: str = "fraction of pixels perturbed"  # what a curve's x is, for plots
     description: str = ""
-    jointly: bool = False  # fn takes {name: maps} and [methods] and scores them together
+    jointly: bool = False  # fn takes a JointCall of every method and scores them together
+    reports_progress: bool = False  # fn calls ``call.report``: a caller may show its progress
     # the metric only runs forward passes on changed images, so the runner may give it a
     # low-precision copy of the model (see ``perturbation.forward_model``)
     forward_only: bool = False
@@ -195,6 +195,13 @@ class Metric:
 
     def __post_init__(self) -> None:
         check_choice(f"metric {self.name!r}", "family", self.family, FAMILIES)
+        parameters = inspect.signature(self.fn).parameters.values()
+        positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(positional) != 1:
+            raise UserError(
+                f"metric {self.name!r} must take one {'JointCall' if self.jointly else 'MetricCall'} and "
+                f"keyword-only settings, not ({', '.join(positional)})"
+            )
         unknown = sorted(set(self.checks) - set(self.defaults()))
         if unknown:
             raise UserError(f"metric {self.name!r} checks {', '.join(unknown)}, which it has no setting of")
@@ -203,18 +210,12 @@ class Metric:
         """The revision of this metric's numbers for ``method``'s maps."""
         return self.direction_revisions.get(method.direction, self.revision)
 
-
-    @property
-    def reports_progress(self) -> bool:
-        """Whether the metric's function takes a ``progress`` callback."""
-        return "progress" in inspect.signature(self.fn).parameters
-
     def defaults(self) -> dict[str, Any]:
         """The metric's settings and their default values."""
         return {
             p.name: p.default
             for p in inspect.signature(self.fn).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _CALL_PARAMETERS
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
         }
 
     def check_settings(self, settings: Mapping[str, Any]) -> None:
@@ -267,17 +268,17 @@ class Metric:
     ) -> dict[str, MetricOutput]:
         """``{method name: output}`` for several methods' maps of one batch (``maps`` keyed
         by method name): one call of a ``jointly`` metric, one call per method otherwise.
-        ``progress`` reaches the metric only if it reports progress, and is otherwise unused."""
+        ``progress`` hears ``call.report`` (only metrics with ``reports_progress`` call it)."""
         self.check_settings(settings)
         if self.needs_ground_truth and ground_truth is None:
             return {method.name: MetricOutput() for method in methods}
-        if progress is not None and self.reports_progress:
-            settings = {**settings, "progress": progress}
+        batch = dict(model=model, x=x, target=target, seed=seed, ground_truth=ground_truth,
+                     progress=progress or ignore_progress)
         with user_code("metric", self.name, self.fn):
             if self.jointly:
-                return self.fn(model, x, target, maps, methods, seed=seed, ground_truth=ground_truth, **settings)
+                return self.fn(JointCall(**batch, maps=maps, methods=tuple(methods)), **settings)
             return {
-                method.name: self.fn(model, x, target, maps[method.name], method, seed=seed, ground_truth=ground_truth, **settings)
+                method.name: self.fn(MetricCall(**batch, maps=maps[method.name], method=method), **settings)
                 for method in methods
             }
 

@@ -13,26 +13,14 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from signed_saliency.metrics.core import MetricOutput, above, at_least, each, fraction, odd_size, one_of, optional, register
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import above, at_least, each, fraction, odd_size, one_of, optional
 from signed_saliency.metrics.perturbation import (
-    BASELINES,
-    baseline_image,
-    class_scores,
-    curves_output,
-    default_baselines,
-    first_pixels,
-    forward_batches,
-    grid,
-    pixel_counts,
-    positions,
-    rank_pixels,
-    replace_pixels,
-    scoring,
-    stack_scores,
+    BASELINES, baseline_image, class_scores, default_baselines, first_pixels, forward_batches, grid,
+    normalised_auc, pixel_counts, positions, rank_pixels, replace_pixels, scoring, stack_scores,
 )
-from signed_saliency.runtime import generator
 
 PAPER_FRACTIONS = (0.0, 0.03, 0.05, 0.07, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _PAPER_VALUES = {"black": 0.0, "white": 1.0}
@@ -62,14 +50,8 @@ def paper_masks(maps: Tensor, fractions: Sequence[float]) -> Tensor:
 @register("deletion-paper", family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted",
           checks={"fractions": each(fraction(below_one=True)), "baselines": optional(each(one_of(tuple(_PAPER_VALUES))))})
 def deletion_paper(
-    model: nn.Module,
-    x: Tensor,
-    target: Tensor,
-    maps: Tensor,
-    method,
+    call: MetricCall,
     *,
-    seed: int = 0,
-    ground_truth=None,
     fractions: Sequence[float] = PAPER_FRACTIONS,
     baselines: Optional[Sequence[str]] = None,
 ) -> MetricOutput:
@@ -83,9 +65,10 @@ def deletion_paper(
     most 0.9 on the paper's grid; the mean over images is the paper's AUC). ``target``
     is unused: the paper compares with the unperturbed prediction.
     """
-    chosen = tuple(baselines) if baselines is not None else default_baselines(method)
+    model = call.model
+    chosen = tuple(baselines) if baselines is not None else default_baselines(call.method)
     xs = grid(fractions)
-    with scoring(model, x, maps) as (x, maps):
+    with scoring(model, call.x, call.maps) as (x, maps):
         masks = paper_masks(maps, fractions).unsqueeze(2)
         reference = forward_batches(model, [x])[0].argmax(dim=1)
         batches = (
@@ -97,7 +80,7 @@ def deletion_paper(
             name: torch.stack([lg.argmax(dim=1) == reference for lg in logits[i * steps : (i + 1) * steps]], dim=1)
             for i, name in enumerate(chosen)
         }
-    return curves_output(xs, kept, area=lambda xs, curve: torch.trapezoid(curve, xs, dim=1))
+    return MetricOutput.of(curves=kept, xs=xs, area=lambda xs, curve: torch.trapezoid(curve, xs, dim=1))
 
 
 # How a map's values rank the pixels to delete, by name (see :func:`deletion_ranking`).
@@ -122,14 +105,8 @@ def deletion_ranking(direction: str, baseline: str) -> str:
           checks={"steps": at_least(1), "baselines": optional(each(one_of(BASELINES))), "mean": optional(each(at_least(0))),
                   "blur_kernel": odd_size, "blur_sigma": above(0)})
 def deletion(
-    model: nn.Module,
-    x: Tensor,
-    target: Tensor,
-    maps: Tensor,
-    method,
+    call: MetricCall,
     *,
-    seed: int = 0,
-    ground_truth=None,
     steps: int = 32,
     baselines: Optional[Sequence[str]] = None,
     mean: Optional[Sequence[float]] = None,
@@ -149,15 +126,16 @@ def deletion(
     logit minus the best other one) and allegiance (argmax unchanged from the unperturbed
     image): per-image curves over the deleted fraction 0..1 and their normalised AUC.
     """
-    chosen = tuple(baselines) if baselines is not None else default_baselines(method)
-    height, width = maps.shape[-2:]
+    model = call.model
+    chosen = tuple(baselines) if baselines is not None else default_baselines(call.method)
+    height, width = call.maps.shape[-2:]
     counts = pixel_counts([k / steps for k in range(steps + 1)], height * width)
     xs = grid([k / steps for k in range(steps + 1)])
-    with scoring(model, x, target, maps) as (x, target, maps):
-        rankings = {name: deletion_ranking(method.direction, name) for name in chosen}
+    with scoring(model, call.x, call.target, call.maps) as (x, target, maps):
+        rankings = {name: deletion_ranking(call.method.direction, name) for name in chosen}
         # one sort per distinct ranking, not per baseline: most maps rank every baseline alike
         places = {
-            ranking: positions(rank_pixels(RANKINGS[ranking](maps), generator(seed)))
+            ranking: positions(rank_pixels(RANKINGS[ranking](maps), call.generator()))
             for ranking in dict.fromkeys(rankings.values())
         }
         fills = {
@@ -179,4 +157,4 @@ def deletion(
                 [start] + [class_scores(lg, target, reference) for lg in logits[i * steps : (i + 1) * steps]]
             )
             curves.update({f"{name}/{score}": curve for score, curve in scores.items()})
-    return curves_output(xs, curves)
+    return MetricOutput.of(curves=curves, xs=xs, area=normalised_auc)

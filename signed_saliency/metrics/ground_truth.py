@@ -28,8 +28,7 @@ import torch
 from torch import Tensor
 
 from signed_saliency.datasets.core import GroundTruth
-from signed_saliency.methods.core import Method
-from signed_saliency.metrics.core import MetricOutput, register
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
 from signed_saliency.metrics.similarity import average_ranks
 
 
@@ -95,40 +94,40 @@ def pointing(maps: Tensor, mask: Tensor) -> Tensor:
     return hit.where(peak.squeeze(1) > 0, _nan_like(hit)).float()
 
 
-def _per_claim(maps: Tensor, method: Method, ground_truth: GroundTruth, measure) -> MetricOutput:
-    mask, polarity = _truth(maps, ground_truth)
+def _per_claim(call: MetricCall, measure) -> MetricOutput:
+    mask, polarity = _truth(call.maps, call.ground_truth)
     values = {}
-    for variant, score, applies in claims(maps.detach(), method.direction, polarity):
+    for variant, score, applies in claims(call.maps.detach(), call.method.direction, polarity):
         value = measure(score, mask)
         values[variant] = value.where(applies, _nan_like(value))
     return MetricOutput(values=values)
 
 
 @register("sign-localisation", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
-def sign_localisation(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
+def sign_localisation(call: MetricCall) -> MetricOutput:
     """Share of the map's claimed mass that lies on the object (0 if it claims nothing)."""
-    return _per_claim(maps, method, ground_truth, mass_inside)
+    return _per_claim(call, mass_inside)
 
 
 @register("mask-auc", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
-def mask_auc(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
+def mask_auc(call: MetricCall) -> MetricOutput:
     """ROC AUC of the map's claim against the object mask (0.5 = chance).
 
     The claim is the map oriented by the variant's sign (see :func:`claims`), so a signed
     map's wrong-sign pixels rank below the pixels where it claims nothing.
     """
-    return _per_claim(maps, method, ground_truth, roc_auc)
+    return _per_claim(call, roc_auc)
 
 
 @register("pointing-game", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
-def pointing_game(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
+def pointing_game(call: MetricCall) -> MetricOutput:
     """Whether the peak of |map| lies on the object, sign ignored (every image)."""
-    mask, _ = _truth(maps, ground_truth)
-    return MetricOutput(values={"": pointing(maps.detach(), mask)})
+    mask, _ = _truth(call.maps, call.ground_truth)
+    return MetricOutput(values={"": pointing(call.maps.detach(), mask)})
 
 
 @register("sign-agreement", family="ground-truth", higher_is_better=True, needs_ground_truth=True, revision=2)
-def sign_agreement(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
+def sign_agreement(call: MetricCall) -> MetricOutput:
     """Share of a signed map's mass on the object whose sign is the object's polarity.
 
     Signed maps only (empty output for the rest). An increase or decrease map claims one
@@ -139,9 +138,10 @@ def sign_agreement(model, x, target, maps, method, *, seed, ground_truth) -> Met
     variants compare where the map puts its mass on the two polarities. NaN where the map
     puts no mass on the object.
     """
-    if method.direction != "signed":
+    if call.method.direction != "signed":
         return MetricOutput()
-    mask, polarity = _truth(maps, ground_truth)
+    maps = call.maps
+    mask, polarity = _truth(maps, call.ground_truth)
     inside = (maps.detach() * mask).flatten(1).double()
     total = inside.abs().sum(dim=1)
     agreeing = (inside * polarity.view(-1, 1)).clamp(min=0).sum(dim=1)

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
+from torch import Tensor
 
-from torch import Tensor, nn
-
-from signed_saliency.metrics.core import MetricOutput, above, at_least, odd_size, register
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import above, at_least, odd_size
 from signed_saliency.metrics.perturbation import (
-    baseline_image,
-    class_scores,
-    curves_output,
-    first_pixels,
-    forward_batches,
-    grid,
-    pixel_counts,
-    positions,
-    rank_pixels,
-    replace_pixels,
-    scoring,
-    stack_scores,
+    baseline_image, class_scores, first_pixels, forward_batches, grid, normalised_auc, pixel_counts, positions,
+    rank_pixels, replace_pixels, scoring, stack_scores,
 )
-from signed_saliency.runtime import generator
 
 
 def insertion_orders(maps: Tensor, direction: str) -> dict[str, Tensor]:
@@ -39,14 +28,8 @@ def insertion_orders(maps: Tensor, direction: str) -> dict[str, Tensor]:
 @register("insertion", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels inserted",
           checks={"steps": at_least(1), "blur_kernel": odd_size, "blur_sigma": above(0)})
 def insertion(
-    model: nn.Module,
-    x: Tensor,
-    target: Tensor,
-    maps: Tensor,
-    method,
+    call: MetricCall,
     *,
-    seed: int = 0,
-    ground_truth=None,
     steps: int = 32,
     blur_kernel: int = 11,
     blur_sigma: float = 5.0,
@@ -58,15 +41,16 @@ def insertion(
     order of :func:`insertion_orders`, ties broken at random from ``seed``. Per variant
     the probability curve over the inserted fraction 0..1 and its normalised AUC.
     """
-    height, width = maps.shape[-2:]
+    model = call.model
+    height, width = call.maps.shape[-2:]
     fractions = [k / steps for k in range(steps + 1)]
     counts = pixel_counts(fractions, height * width)
     xs = grid(fractions)
-    with scoring(model, x, target, maps) as (x, target, maps):
+    with scoring(model, call.x, call.target, call.maps) as (x, target, maps):
         blurred = baseline_image(x, "blur", blur_kernel=blur_kernel, blur_sigma=blur_sigma)
-        gen = generator(seed)
+        gen = call.generator()
         orders = {
-            name: positions(rank_pixels(key, gen)) for name, key in insertion_orders(maps, method.direction).items()
+            name: positions(rank_pixels(key, gen)) for name, key in insertion_orders(maps, call.method.direction).items()
         }
         # Every order starts from the same blurred image and ends at the original one.
         ends = forward_batches(model, [blurred, x])
@@ -83,4 +67,4 @@ def insertion(
             )["probability"]
             for i, name in enumerate(orders)
         }
-    return curves_output(xs, curves)
+    return MetricOutput.of(curves=curves, xs=xs, area=normalised_auc)

@@ -16,7 +16,7 @@ A map ``(N,H,W)`` scores pixels, and every channel of a pixel moves together.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from signed_saliency.errors import UserError
 from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method
-from signed_saliency.metrics.core import Curve, MetricOutput
 from signed_saliency.runtime import evaluation_mode, model_device
 
 gaussian_blur = lazy_import("torchvision.transforms.functional", "gaussian_blur")
@@ -208,23 +207,6 @@ def normalised_auc(x: Tensor, y: Tensor) -> Tensor:
     return torch.trapezoid(y, x, dim=-1) / (x[-1] - x[0])
 
 
-def curves_output(
-    xs: Tensor, curves: dict[str, Tensor], area: Callable[[Tensor, Tensor], Tensor] = normalised_auc
-) -> MetricOutput:
-    """A metric's output from its per-image curves over ``xs`` (copied to the CPU, see
-    :func:`to_cpu`), each curve's ``area`` its value under the same variant name."""
-    output = MetricOutput()
-    for key, curve in to_cpu(curves).items():
-        output.curves[key] = Curve(xs, curve)
-        output.values[key] = area(xs, curve)
-    return output
-
-
 def grid(values: Sequence[float]) -> Tensor:
     return torch.tensor([float(v) for v in values], dtype=torch.float32)
 
-
-def to_cpu(values: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Float32 copies on the CPU. Called outside :func:`scoring`, the copies are ordinary
-    tensors, which callers may modify in place (inference tensors refuse that)."""
-    return {key: value.to(device="cpu", dtype=torch.float32, copy=True) for key, value in values.items()}

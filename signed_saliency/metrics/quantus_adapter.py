@@ -31,49 +31,8 @@ that the Quantus class refuses when it is built is a UserError before any image;
 Quantus only checks against the data (a ``subset_size`` larger than the image, say) fails
 every image that way.
 
-What differs from calling Quantus with its defaults, and why (each is checked in
-tests/test_quantus_adapter.py):
-
-- ``normalise`` divides each map by its own max |value| (``normalise_func=``
-  :func:`normalise_each_by_max`), not the whole batch by the batch's max as Quantus's
-  default does: a row must not depend on which images shared its batch.
-- Features are channel values: Quantus broadcasts an (N,1,H,W) map to (N,C,H,W) and sorts
-  C*H*W values, so ``features_in_step = C*k`` flips k whole pixels per step (the default
-  flips H*W/32 pixels a step). Quantus 0.6 checks ``features_in_step`` against H*W only
-  (``asserts.assert_features_in_step`` gets ``x.shape[2:]``), which refuses every
-  whole-pixel step on RGB when 3 does not divide H*W: the check is replaced, during the
-  call only, by the same check against C*H*W.
-- SensitivityN counts ``n_max_percentage`` of H*W, not of the C*H*W features it steps
-  through: the adapter passes C times the setting, so the setting is the fraction of
-  features it says it is. SensitivityN correlates over the *images of a batch* at each
-  step: each image's row carries its batch's value (the mean over steps).
-- Sufficiency compares each image's map with the other maps of its batch: its rows depend
-  on the batch (by Quantus's definition), and it keeps Quantus's batch normalisation,
-  which it applies to a distance matrix rather than to maps.
-- ``np.trapz`` is gone from NumPy 2.4; Quantus 0.6's ``utils.calculate_auc`` (IROF,
-  PixelFlipping's per-sample AUC) still calls it. During the call only it is replaced by
-  the same rule on ``np.trapezoid`` (NumPy itself is not patched).
-- RandomLogit draws its other class from ``num_classes`` (default 1000, so on a 10-class
-  model it picks classes that do not exist and fails with IndexError): it is the model's
-  number of outputs, read from one forward pass, and not a setting.
-- ROAD ranks C*H*W values but imputes H*W pixels, so on RGB images its indices overrun
-  (IndexError): there its rows are NaN with ``error/IndexError``; use the native ``road``.
-  Quantus also keeps only the batch's mean curve: its per-image curves are read before
-  that post-processing.
-- MPRT and SmoothMPRT average their per-layer similarities over a dict whose first key is
-  "original" (the unchanged model) while the code skips "orig", so Quantus's average
-  includes the original model's similarity (about 1 for SmoothMPRT). The adapter
-  averages the randomised layers only.
-- AttributionLocalisation takes ``abs`` by default, which ranks a signed map's negative
-  pixels with its positive ones: here ``abs=False`` and ``positive_attributions=True``, so
-  the share is of the (oriented) map's positive mass.
-- IROF passes an (N,1,H,W) segment mask with (N,C,H,W) images to a function asserting
-  equal shapes, so it fails on RGB, and its "mean" baseline is the whole batch's mean:
-  :func:`irof_replacement_by_mask` covers every channel and takes each image's own mean.
-- NonSensitivity XORs an (N, steps) array with an (N, features) one, so any
-  ``features_in_step`` but 1 fails: it is fixed at 1 (one forward pass per channel value).
-- Completeness compares floats with ``==`` (1 only for an exact sum), as Quantus does; a
-  normalised map cannot sum to a difference of logits, so ``normalise`` is off.
+What differs from calling Quantus with its defaults, and why, is in
+:mod:`signed_saliency.metrics.quantus_specs`, with how each class is run.
 """
 
 from __future__ import annotations
@@ -84,8 +43,7 @@ import inspect
 import io
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
-from unittest import mock
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -93,152 +51,16 @@ from torch import Tensor, nn
 
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.errors import UserError
-from signed_saliency.methods.core import Method, evaluation_mode, explain
-from signed_saliency.metrics.core import Curve, Metric, MetricOutput, name_or_number, registry
-from signed_saliency.metrics.perturbation import model_device
+from signed_saliency.methods.core import Method, explain
+from signed_saliency.metrics.core import Curve, Metric, MetricCall, MetricOutput, registry
+from signed_saliency.metrics.quantus_specs import (
+    _NOT_SETTINGS, SIZED, SPECS, Shape, normalise_each_by_max, quantus_fixes,
+)
+from signed_saliency.metrics.setting_checks import name_or_number
 from signed_saliency.registry import UnknownNameError, describe
+from signed_saliency.runtime import evaluation_mode, model_device
 
 PREFIX = "quantus:"
-PIXEL_STEPS = 32  # whole-pixel steps of the pixel-stepping metrics, as the native ``deletion``
-
-Shape = tuple[int, int, int]  # (C,H,W) of one image
-
-
-def _pixel_step(shape: Shape) -> int:
-    channels, height, width = shape
-    return channels * max(1, height * width // PIXEL_STEPS)
-
-
-def _patch(shape: Shape) -> int:
-    """An eighth of the side: 4 px at 32 px, 28 at 224 (Quantus's defaults, 8 and 4, are
-    for 224 px, where 8 px patches make 784 steps)."""
-    return max(1, shape[1] // 8)
-
-
-# Settings that only make sense for one image size: name -> its default from (C,H,W).
-SIZED: dict[str, Callable[[Shape], Any]] = {
-    "features_in_step": _pixel_step,
-    # a sixteenth of the features (Quantus's 224 is 0.15% of a 224 px RGB image's, 7% of a 32 px one's)
-    "subset_size": lambda shape: max(1, int(np.prod(shape)) // 16),
-    "patch_size": _patch,
-    "perturb_patch_sizes": lambda shape: [_patch(shape)],
-    "k": lambda shape: max(1, shape[1] * shape[2] // 16),  # TopKIntersection: pixels counted
-}
-
-# Quantus arguments that are not settings here: functions and dicts stay Quantus's, the
-# rest the adapter sets for every call (see the module docstring).
-_NOT_SETTINGS = {
-    "self", "kwargs", "return_aggregate", "aggregate_func", "default_plot_func", "disable_warnings",
-    "display_progressbar", "seed", "num_classes", "return_average_correlation", "return_last_correlation",
-    "return_sample_correlation", "return_auc_per_sample", "compute_extra_scores",
-}
-
-
-def normalise_each_by_max(a: np.ndarray, **_: Any) -> np.ndarray:
-    """Each map (first axis) divided by its own max |value|; an all-zero map stays zero."""
-    peak = np.abs(a).reshape(len(a), -1).max(axis=1).reshape((-1,) + (1,) * (a.ndim - 1))
-    return np.divide(a, peak, out=np.zeros_like(a), where=peak > 0)
-
-
-def _calculate_auc(values: Any, dx: int = 1, batched: bool = False) -> np.ndarray:
-    """Quantus 0.6's ``utils.calculate_auc`` on ``np.trapezoid`` (``np.trapz`` left NumPy 2.4)."""
-    return np.trapezoid(np.array(values), dx=dx, axis=1 if batched else -1)
-
-
-def irof_replacement_by_mask(arr: np.ndarray, mask: np.ndarray, **kwargs: Any) -> np.ndarray:
-    """IROF's perturbation, fixed: Quantus 0.6 passes an (N,1,H,W) segment mask with
-    (N,C,H,W) images to ``baseline_replacement_by_mask``, which asserts equal shapes (so
-    IROF fails on RGB), and that computes a string baseline ("mean") over the whole batch.
-    Here the mask covers every channel and each image gets its own baseline; the loop is
-    over the images of one batch, as Quantus's own IROF loops over them for superpixels."""
-    from quantus.functions.perturb_func import baseline_replacement_by_mask
-
-    return np.concatenate([
-        baseline_replacement_by_mask(arr=image[None], mask=np.broadcast_to(where[None], image[None].shape), **kwargs)
-        for image, where in zip(arr, mask)
-    ])
-
-
-def _per_image(result: Any, n: int, metric: Any) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    return np.asarray(result, dtype=np.float64).reshape(n), None
-
-
-def _curve_area(result: Any, n: int, metric: Any) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    curves = np.asarray(result, dtype=np.float64).reshape(n, -1)
-    return _calculate_auc(curves, batched=True), curves
-
-
-def _road(result: Any, n: int, metric: Any) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    curves = np.asarray(metric.evaluation_scores[0], dtype=np.float64).reshape(n, -1)
-    return curves.mean(axis=1), curves
-
-
-def _randomised_layers(result: Mapping[str, Sequence[float]], n: int, metric: Any) -> tuple[np.ndarray, None]:
-    layers = [np.asarray(scores, dtype=np.float64) for layer, scores in result.items() if layer != "original"]
-    return np.mean(layers, axis=0).reshape(n), None
-
-
-def _batch_mean(result: Any, n: int, metric: Any) -> tuple[np.ndarray, None]:
-    return np.full(n, np.nanmean(np.asarray(result, dtype=np.float64))), None
-
-
-@dataclass(frozen=True)
-class QuantusSpec:
-    """How the adapter runs one Quantus class. ``overrides``: Quantus defaults changed for
-    every call (said why in the module docstring); ``fixed``: the ones that are no setting."""
-
-    category: str
-    reduce: Callable[[Any, int, Any], tuple[np.ndarray, Optional[np.ndarray]]] = _per_image
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-    explains: bool = False  # calls explain_func (re-explains changed inputs or models)
-    per_image_normalise: bool = True
-    keep_postprocess: bool = True
-
-
-_CURVES = {"reduce": _curve_area}
-SPECS: dict[str, QuantusSpec] = {
-    # faithfulness
-    "FaithfulnessCorrelation": QuantusSpec("faithfulness"),
-    "FaithfulnessEstimate": QuantusSpec("faithfulness"),
-    "MonotonicityCorrelation": QuantusSpec("faithfulness"),
-    "Monotonicity": QuantusSpec("faithfulness"),
-    "PixelFlipping": QuantusSpec("faithfulness", **_CURVES),
-    "RegionPerturbation": QuantusSpec("faithfulness", **_CURVES),
-    "Selectivity": QuantusSpec("faithfulness", **_CURVES),
-    "ROAD": QuantusSpec("faithfulness", reduce=_road, keep_postprocess=False),
-    "IROF": QuantusSpec("faithfulness", fixed={"perturb_func": irof_replacement_by_mask}),
-    "Infidelity": QuantusSpec("faithfulness"),
-    "SensitivityN": QuantusSpec("faithfulness", reduce=_batch_mean),
-    "Sufficiency": QuantusSpec("faithfulness", per_image_normalise=False),
-    # robustness
-    "MaxSensitivity": QuantusSpec("robustness", explains=True),
-    "AvgSensitivity": QuantusSpec("robustness", explains=True),
-    "LocalLipschitzEstimate": QuantusSpec("robustness", explains=True),
-    "RelativeInputStability": QuantusSpec("robustness", explains=True),
-    "RelativeOutputStability": QuantusSpec("robustness", explains=True),
-    "Continuity": QuantusSpec("robustness", explains=True),
-    # localisation (needs_ground_truth)
-    "PointingGame": QuantusSpec("localisation"),
-    "AttributionLocalisation": QuantusSpec("localisation", overrides={"abs": False, "positive_attributions": True}),
-    "TopKIntersection": QuantusSpec("localisation"),
-    "RelevanceRankAccuracy": QuantusSpec("localisation"),
-    "RelevanceMassAccuracy": QuantusSpec("localisation"),
-    "AUC": QuantusSpec("localisation"),
-    # axiomatic
-    "Completeness": QuantusSpec("axiomatic", overrides={"normalise": False}),
-    "NonSensitivity": QuantusSpec("axiomatic", fixed={"features_in_step": 1}),
-    "InputInvariance": QuantusSpec("axiomatic", explains=True),
-    # randomisation
-    "MPRT": QuantusSpec("randomisation", reduce=_randomised_layers, explains=True),
-    "SmoothMPRT": QuantusSpec("randomisation", reduce=_randomised_layers, explains=True),
-    "EfficientMPRT": QuantusSpec("randomisation", explains=True),
-    "RandomLogit": QuantusSpec("randomisation", explains=True),
-    # complexity
-    "Sparseness": QuantusSpec("complexity"),
-    "Complexity": QuantusSpec("complexity"),
-    "EffectiveComplexity": QuantusSpec("complexity"),
-}
 
 
 def supported_names() -> list[str]:
@@ -289,25 +111,6 @@ def quantus_kwargs(name: str, shape: Shape, settings: Mapping[str, Any], *, seed
     kwargs.update({key: value for key, value in {"return_aggregate": False, "seed": seed}.items() if key in accepted})
     kwargs.update(disable_warnings=True, display_progressbar=False)
     return kwargs
-
-
-@contextlib.contextmanager
-def quantus_fixes(channels: int) -> Iterator[None]:
-    """Quantus 0.6 patched for one call (see the module docstring): its features-in-step
-    check counts C*H*W features, and its AUC uses ``np.trapezoid``."""
-    from quantus.helpers import asserts, utils
-
-    def assert_features_in_step(features_in_step: int, input_shape: Sequence[int]) -> None:
-        features = channels * int(np.prod(input_shape))
-        if features % features_in_step:
-            raise ValueError(f"features_in_step {features_in_step} does not divide the {features} features of an image")
-
-    # Quantus prints its warnings (the library prints nothing) as well as raising them
-    with mock.patch.object(asserts, "assert_features_in_step", assert_features_in_step), \
-            mock.patch.object(utils, "calculate_auc", _calculate_auc), warnings.catch_warnings(), \
-            contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
 
 
 @contextlib.contextmanager
@@ -437,14 +240,6 @@ def _check_settings(name: str, shape: Shape, settings: Mapping[str, Any], seed: 
         raise UserError(f"metric {PREFIX + name!r}: Quantus refuses its settings {dict(settings)}: {error}") from None
 
 
-_CALL = [
-    inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in ("model", "x", "target", "maps", "method")
-] + [
-    inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=0),
-    inspect.Parameter("ground_truth", inspect.Parameter.KEYWORD_ONLY, default=None),
-]
-
-
 def quantus_metric(full_name: str) -> Metric:
     """The :class:`Metric` of ``quantus:<Class>``; raises :class:`UnknownNameError` listing
     the supported names for any other."""
@@ -454,12 +249,14 @@ def quantus_metric(full_name: str) -> Metric:
     cls = _quantus_class(name)
     defaults = default_settings(name)
 
-    def fn(model, x, target, maps, method, *, seed=0, ground_truth=None, **settings) -> MetricOutput:
-        return QuantusCall(name, model, x, target, maps, method, seed, ground_truth, settings).score()
+    def fn(call: MetricCall, **settings) -> MetricOutput:
+        return QuantusCall(name, call.model, call.x, call.target, call.maps, call.method, call.seed,
+                           call.ground_truth, settings).score()
 
     # the settings as keyword-only parameters, where Metric.defaults and check_settings read them
     fn.__signature__ = inspect.Signature(
-        _CALL + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
+        [inspect.Parameter("call", inspect.Parameter.POSITIONAL_ONLY)]
+        + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
     )
     version = getattr(_quantus(), "__version__", "?")
     summary = describe(cls).rstrip(".")

@@ -24,13 +24,12 @@ from typing import Iterator, Mapping, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from signed_saliency.errors import UserError
 from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method, explain
-from signed_saliency.metrics.core import Curve, MetricOutput, Progress, at_least, each, ignore_progress, one_of, optional, register
-from signed_saliency.metrics.perturbation import to_cpu
-from signed_saliency.runtime import evaluation_mode, generator, model_device
-from signed_saliency.metrics.similarity import MEASURES, Reference, check_measures
+from signed_saliency.metrics.core import JointCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import at_least, each, one_of, optional
+from signed_saliency.metrics.similarity import MEASURES, Reference
+from signed_saliency.runtime import evaluation_mode, generator
 
 MODES = ("cascading", "independent")
 
@@ -173,57 +172,22 @@ def _references(maps: Mapping[str, Tensor], methods: Sequence[Method], x: Tensor
     return {m.name: Reference(maps[m.name].to(x.device), measures, hog_cell=hog_cell) for m in methods}
 
 
-def _on_model_device(model: nn.Module, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """``x`` and ``target`` where the model is: the maps are recomputed and compared there."""
-    device = model_device(model, x.device)
-    return x.to(device), target.to(device)
-
-
-def _outputs_on_cpu(outputs: dict[str, MetricOutput]) -> dict[str, MetricOutput]:
-    """Each output's values and curves as float32 CPU copies, as every metric returns them."""
-    return {
-        name: MetricOutput(
-            values=to_cpu(output.values),
-            curves={variant: Curve(curve.x, to_cpu({"y": curve.y})["y"]) for variant, curve in output.curves.items()},
-        )
-        for name, output in outputs.items()
-    }
-
-
-def _check_modes(modes: Sequence[str]) -> tuple[str, ...]:
-    modes = tuple(modes)
-    if not modes or any(m not in MODES for m in modes):
-        raise UserError(f"randomisation modes must be among {', '.join(MODES)}, got {modes}")
-    return modes
-
-
-def _check_chunk_size(chunk_size: int) -> None:
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-
-
 @register(
     "randomisation", family="sanity", higher_is_better=False, curve_x="layers randomised, from the output", jointly=True,
+    reports_progress=True,
     checks={"modes": each(one_of(MODES)), "measures": each(one_of(MEASURES)), "max_layers": optional(at_least(1)),
             "layer_stride": at_least(1), "chunk_size": at_least(1), "hog_cell": at_least(1)},
 )
 def randomisation(
-    model: nn.Module,
-    x: Tensor,
-    target: Tensor,
-    maps: Mapping[str, Tensor],
-    methods: Sequence[Method],
+    call: JointCall,
     *,
-    seed: int,
-    ground_truth=None,
     modes: Sequence[str] = MODES,
     measures: Sequence[str] = MEASURES,
     max_layers: Optional[int] = None,
     layer_stride: int = 1,
     chunk_size: int = 32,
     hog_cell: int = 8,
-    progress: Progress = ignore_progress,
-) -> MetricOutput:
+) -> dict[str, MetricOutput]:
     """Model-parameter randomisation: similarity of the maps as layers are re-initialised.
 
     Curves ``<mode>/<measure>`` (e.g. ``cascading/spearman``) run over ``x``: 0 is the
@@ -239,72 +203,61 @@ def randomisation(
     Images are processed ``chunk_size`` at a time and one copy of the model is held.
     Every method is recomputed on each randomised model in one :func:`explain` call, so
     methods that share a gradient pass (a map and its sign-split parts, the paper's five
-    maps) pay for it once. ``progress`` hears of each model whose maps are compared.
+    maps) pay for it once. It reports each model whose maps are compared.
     """
-    del ground_truth
-    modes = _check_modes(modes)
-    _check_chunk_size(chunk_size)
-    measures = check_measures(measures)
+    model, methods = call.model, call.methods
     indices = measured_layers(len(parameterised_layers(model)), max_layers, layer_stride)
     if not indices:
         raise ValueError(f"{type(model).__name__} has no layer with parameters of its own to re-initialise")
-    x, target = _on_model_device(model, x, target)
-    references = _references(maps, methods, x, measures, hog_cell)
+    x, target = call.x.to(call.device), call.target.to(call.device)
+    references = _references(call.maps, methods, x, measures, hog_cell)
     steps = 1 + len(modes) * len(indices)
-    progress(0, steps)
+    call.report(0, steps)
     unchanged = _compare(methods, model, x, target, references, chunk_size)
-    progress(1, steps)
+    call.report(1, steps)
     grid = torch.tensor([0] + [i + 1 for i in indices], dtype=torch.float32)
 
-    outputs = {method.name: MetricOutput() for method in methods}
+    curves: dict[str, dict[str, Tensor]] = {method.name: {} for method in methods}
     for mode_number, mode in enumerate(modes):
         per_layer = {name: {m: [value] for m, value in by_measure.items()} for name, by_measure in unchanged.items()}
-        for step, (_, damaged) in enumerate(randomised_models(model, mode, seed, indices), start=1):
+        for step, (_, damaged) in enumerate(randomised_models(model, mode, call.seed, indices), start=1):
             for name, by_measure in _compare(methods, damaged, x, target, references, chunk_size).items():
                 for measure, value in by_measure.items():
                     per_layer[name][measure].append(value)
-            progress(1 + mode_number * len(indices) + step, steps)
+            call.report(1 + mode_number * len(indices) + step, steps)
         for name, by_measure in per_layer.items():
-            for measure, values in by_measure.items():
-                curve = torch.stack(values, dim=1)
-                variant = f"{mode}/{measure}"
-                outputs[name].curves[variant] = Curve(x=grid, y=curve)
-                outputs[name].values[variant] = curve[:, 1:].nanmean(dim=1)
-    return _outputs_on_cpu(outputs)
+            curves[name].update({f"{mode}/{measure}": torch.stack(values, dim=1) for measure, values in by_measure.items()})
+    return {
+        name: MetricOutput.of({variant: curve[:, 1:].nanmean(dim=1) for variant, curve in by_variant.items()},
+                              by_variant, xs=grid)
+        for name, by_variant in curves.items()
+    }
 
 
 @register("random-logit", family="sanity", higher_is_better=False, jointly=True,
           checks={"measures": each(one_of(MEASURES)), "chunk_size": at_least(1), "hog_cell": at_least(1)})
 def random_logit(
-    model: nn.Module,
-    x: Tensor,
-    target: Tensor,
-    maps: Mapping[str, Tensor],
-    methods: Sequence[Method],
+    call: JointCall,
     *,
-    seed: int,
-    ground_truth=None,
     measures: Sequence[str] = MEASURES,
     chunk_size: int = 32,
     hog_cell: int = 8,
-) -> MetricOutput:
+) -> dict[str, MetricOutput]:
     """Similarity of the target class's map with the map of a random other class.
 
     The other class is drawn per image, uniformly among the classes other than the target,
     from a generator seeded with ``seed``. One value per measure (variants ``spearman``,
     ``spearman-abs``, ``ssim``, ``hog``).
     """
-    del ground_truth
-    measures = check_measures(measures)
-    _check_chunk_size(chunk_size)
-    x, target = _on_model_device(model, x, target)
+    model, methods = call.model, call.methods
+    x, target = call.x.to(call.device), call.target.to(call.device)
     with evaluation_mode(model), torch.no_grad():
         num_classes = model(x[:1]).shape[1]
     if num_classes < 2:
         return {method.name: MetricOutput() for method in methods}
     # drawn by a CPU generator, so the classes do not depend on the device
-    draw = torch.randint(num_classes - 1, (len(x),), generator=generator(seed)).to(x.device)
+    draw = torch.randint(num_classes - 1, (len(x),), generator=call.generator()).to(x.device)
     other = draw + (draw >= target).long()
-    references = _references(maps, methods, x, measures, hog_cell)
+    references = _references(call.maps, methods, x, measures, hog_cell)
     compared = _compare(methods, model, x, other, references, chunk_size)
-    return _outputs_on_cpu({name: MetricOutput(values=values) for name, values in compared.items()})
+    return {name: MetricOutput.of(values) for name, values in compared.items()}

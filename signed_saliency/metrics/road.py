@@ -33,27 +33,16 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from signed_saliency.errors import UserError
 from signed_saliency.lazy import lazy_import
-from signed_saliency.metrics.core import (
-    Curve, MetricOutput, Progress, at_least, each, fraction, ignore_progress, one_of, register,
-)
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import at_least, each, fraction, one_of
 from signed_saliency.metrics.perturbation import (
-    class_scores,
-    first_pixels,
-    forward_batches,
-    grid,
-    normalised_auc,
-    pixel_counts,
-    positions,
-    rank_pixels,
-    scoring,
+    class_scores, first_pixels, forward_batches, grid, normalised_auc, pixel_counts, positions, rank_pixels, scoring,
     stack_scores,
-    to_cpu,
 )
-from signed_saliency.runtime import generator
 
 csc_matrix = lazy_import("scipy.sparse", "csc_matrix")
 splu = lazy_import("scipy.sparse.linalg", "splu")
@@ -277,24 +266,18 @@ def chosen_solver(solver: str, device: torch.device) -> str:
     forward_only=True,
     higher_is_better=True,
     curve_x="fraction of pixels imputed",
+    reports_progress=True,
     unkeyed_settings=("solver",),
     implementation=lambda settings, device: {"solver": chosen_solver(settings["solver"], torch.device(device))},
     # Removing every pixel leaves no border to impute from (a singular system): fractions stay below 1.
     checks={"fractions": each(fraction(below_one=True)), "noise": at_least(0), "solver": one_of(SOLVERS)},
 )
 def road(
-    model: nn.Module,
-    x: Tensor,
-    target: Tensor,
-    maps: Tensor,
-    method,
+    call: MetricCall,
     *,
-    seed: int = 0,
-    ground_truth=None,
     fractions: Sequence[float] = FRACTIONS,
     noise: float = 0.01,
     solver: str = "auto",
-    progress: Progress = ignore_progress,
 ) -> MetricOutput:
     """ROAD: accuracy and probability as the most (MoRF) or least (LeRF) relevant pixels are imputed.
 
@@ -306,23 +289,23 @@ def road(
     ``solver`` solves the imputation: ``"cg"`` (batched conjugate gradients in torch on the
     model's device), ``"exact"`` (scipy's sparse LU on the CPU) or ``"auto"`` (exact on a
     CPU, cg elsewhere); their imputed pixels agree within 1e-5, their ROAD values as well
-    but where a prediction sits at a tie. ``progress`` hears of each imputed step.
+    but where a prediction sits at a tie. It reports each imputed step.
     """
-    height, width = maps.shape[-2:]
+    model = call.model
+    height, width = call.maps.shape[-2:]
     counts = pixel_counts(fractions, height * width)
     xs = grid(fractions)
-    output = MetricOutput()
     curves: dict[str, Tensor] = {}
-    with scoring(model, x, target, maps) as (x, target, maps), ThreadPoolExecutor(_workers()) as pool:
+    with scoring(model, call.x, call.target, call.maps) as (x, target, maps), ThreadPoolExecutor(_workers()) as pool:
         method_of_solving = chosen_solver(solver, x.device)
-        places = positions(rank_pixels(maps, generator(seed)))
+        places = positions(rank_pixels(maps, call.generator()))
         reverse = height * width - 1 - places
         removed = {
             "morf": lambda count: first_pixels(places, count, height, width),
             "lerf": lambda count: first_pixels(reverse, count, height, width),
         }
         jobs = [(order, count) for order in ORDERS for count in counts]
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(call.seed)
         if method_of_solving == "cg":
             # every image at every step in one batched solve, as far as memory allows
             jobs_per_solve = max(1, SOLVE_ELEMENTS // x.numel())
@@ -332,22 +315,21 @@ def road(
             solve = lambda images, masks: solve_exact(images, masks, pool)  # noqa: E731
 
         def imputed() -> Iterator[Tensor]:
-            progress(0, len(jobs))
+            call.report(0, len(jobs))
             for start in range(0, len(jobs), jobs_per_solve):
                 part = jobs[start : start + jobs_per_solve]
                 masks = torch.cat([removed[order](count) for order, count in part])
                 filled = solve(x.repeat(len(part), 1, 1, 1), masks)
                 for done, (images, mask) in enumerate(zip(filled.split(len(x)), masks.split(len(x))), start=start + 1):
                     yield add_noise_(images, mask, noise, rng).to(x.dtype)
-                    progress(done, len(jobs))
+                    call.report(done, len(jobs))
 
         logits = forward_batches(model, imputed())
         for i, order in enumerate(ORDERS):
             scores = stack_scores([class_scores(lg, target) for lg in logits[i * len(counts) : (i + 1) * len(counts)]])
             curves[f"{order}/accuracy"] = scores["allegiance"]
             curves[f"{order}/probability"] = scores["probability"]
-    for key, curve in to_cpu(curves).items():
-        output.curves[key] = Curve(xs, curve)
+    output = MetricOutput.of(curves=curves, xs=xs)
     for score in ("accuracy", "probability"):
         output.values[score] = normalised_auc(xs, output.curves[f"lerf/{score}"].y) - normalised_auc(
             xs, output.curves[f"morf/{score}"].y

@@ -13,23 +13,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from signed_saliency.metrics.core import Curve, MetricOutput, at_least, each, fraction, one_of, register
+from signed_saliency.metrics.core import MetricCall, MetricOutput, register
+from signed_saliency.metrics.setting_checks import at_least, each, fraction, one_of
 from signed_saliency.metrics.perturbation import (
-    class_scores,
-    first_pixels,
-    forward_batches,
-    grid,
-    normalised_auc,
-    pixel_counts,
-    positions,
-    random_ranking,
-    rank_pixels,
-    scoring,
-    to_cpu,
+    class_scores, first_pixels, forward_batches, grid, normalised_auc, pixel_counts, positions, random_ranking,
+    rank_pixels, scoring,
 )
-from signed_saliency.runtime import generator
 
 REGIMES = ("saturate", "small")
 _SCORES = ("logit", "margin")
@@ -65,14 +56,8 @@ def move_pixels(x: Tensor, mask: Tensor, moves: Tensor, regime: str, eps: float)
 @register("sign-flip", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels moved",
           checks={"fractions": each(fraction()), "regimes": each(one_of(REGIMES)), "eps": at_least(0)})
 def sign_flip(
-    model: nn.Module,
-    x: Tensor,
-    target: Tensor,
-    maps: Tensor,
-    method,
+    call: MetricCall,
     *,
-    seed: int = 0,
-    ground_truth=None,
     fractions: Sequence[float] = (0.01, 0.02, 0.05, 0.1, 0.2),
     regimes: Sequence[str] = REGIMES,
     eps: float = 0.1,
@@ -98,14 +83,14 @@ def sign_flip(
     map's pixels, but it is not comparable with the signed value. (The per-pixel best of
     signs would take a model call per sign pattern, so it is not reported.)
     """
-    height, width = maps.shape[-2:]
+    model, method = call.model, call.method
+    height, width = call.maps.shape[-2:]
     counts = pixel_counts(fractions, height * width)
     xs = grid([0.0, *fractions])
     # the score the method's map is about first, then the other
     scores = sorted(_SCORES, key=lambda score: score != method.score)
-    output = MetricOutput()
-    with scoring(model, x, target, maps) as (x, target, maps):
-        gen = generator(seed)
+    with scoring(model, call.x, call.target, call.maps) as (x, target, maps):
+        gen = call.generator()
         if method.direction == "magnitude":
             top = positions(rank_pixels(maps, gen))
             anywhere = positions(random_ranking(maps, gen))
@@ -137,12 +122,10 @@ def sign_flip(
                     moved[score] - start[score]
                 )
 
-    curves = to_cpu({"/".join(key): torch.stack(ys, dim=1) for key, ys in changes.items()})
-    for key, curve in curves.items():
-        output.curves[key] = Curve(xs, curve)
+    output = MetricOutput.of(curves={"/".join(key): torch.stack(ys, dim=1) for key, ys in changes.items()}, xs=xs)
     for regime in regimes:
         for score in scores:
-            area = {name: normalised_auc(xs, curves[f"{regime}/{score}/{name}"]) for name in plans}
+            area = {name: normalised_auc(xs, output.curves[f"{regime}/{score}/{name}"].y) for name in plans}
             if method.direction == "magnitude":
                 output.values[f"{regime}/{score}/best-of-sign"] = (area["brighter"] - area["darker"]).abs()
             else:

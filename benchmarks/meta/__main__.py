@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.meta.write import main
+
+sys.exit(main())
