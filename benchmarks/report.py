@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from benchmarks import figures, meta, page, statistics, store
+from benchmarks import figures, meta, page, provenance, statistics, store
 from benchmarks.files import write_atomically
 from benchmarks.plugins import import_plugins
 from benchmarks.store import archive
@@ -79,6 +79,20 @@ def terminal_summary(summary: pd.DataFrame, plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge_provenance(directories: list[Path], out: Path, scores: pd.DataFrame) -> None:
+    """The inputs' example maps and manifests into the merged folder ``out``, with one line
+    on what is missing and how to add it (slices save neither maps nor a manifest)."""
+    held = {path.stem for path in store.merge_examples(directories, out)}
+    lacking = [f"{d}-{m}" for d, m in dict.fromkeys(zip(scores["dataset"], scores["model"])) if f"{d}-{m}" not in held]
+    without = provenance.merge_manifests(directories, out)
+    if lacking or len(without) == len(directories):
+        missing = [f"example maps of {', '.join(lacking)}"] * bool(lacking)
+        missing += ["manifest (machine, versions)"] * (len(without) == len(directories))
+        print(f"note: the merged report has no {' and no '.join(missing)}, which slices do not save: to add them, run "
+              f"python -m benchmarks.run with the same config and --out {out} (it reuses every shard), or copy a "
+              "whole run's examples/ and manifest.json into it", file=sys.stderr)
+
+
 def build_report(directories: list[Path], out: Path, *, draw_figures: bool = True) -> str:
     """Write every table and figure; return the terminal summary."""
     collected = store.collect(directories)
@@ -92,6 +106,7 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
     if all(out.resolve() != directory.resolve() for directory in directories):
         # the merged folder is a run's folder too: a later report, rerun or benchmarks.paper reads its plan
         store.copy_plan(directories[0], out)
+        merge_provenance(directories, out, scores)
     # Tables follow the plan: methods and metrics in the order the plan lists them, each
     # metric's variants in the order it reports them (rows arrive in plan order).
     ordered = scores.assign(

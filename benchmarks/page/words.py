@@ -102,18 +102,29 @@ def manifest_html(run: Folder) -> str:
         items.append(("settings", "; ".join(f"{escape(k)}: {escape(json.dumps(v))}" for k, v in settings.items())))
     items.append(("seed", f"{config.get('seed')} (bootstrap and tie-breaking)"))
     if manifest:
-        versions = manifest.get("versions", {})
-        items.append(("machine", f"{escape(manifest.get('device'))} on {escape(manifest.get('machine'))}, "
-                                 f"{manifest.get('torch_threads')} torch threads"))
-        items.append(("software", ", ".join(f"{escape(k)} {escape(v)}" for k, v in versions.items())
-                      + (f"; git commit <code>{escape(str(manifest.get('git_commit'))[:12])}</code>"
-                         if manifest.get("git_commit") else "")))
+        merged = manifest.get("merged_from", [])
+        if merged:
+            items.append(("merged", f"by <code>benchmarks.report</code> from {len(merged)} folders: "
+                                    + ", ".join(f"<code>{escape(folder)}</code>" for folder in merged)))
+        if "device" in manifest:
+            versions = manifest.get("versions", {})
+            items.append(("machine", f"{escape(manifest.get('device'))} on {escape(manifest.get('machine'))}, "
+                                     f"{manifest.get('torch_threads')} torch threads"))
+            items.append(("software", ", ".join(f"{escape(k)} {escape(v)}" for k, v in versions.items())
+                          + (f"; git commit <code>{escape(str(manifest.get('git_commit'))[:12])}</code>"
+                             if manifest.get("git_commit") else "")))
+        else:
+            items.append(("machine", '<span class="warn">unknown: none of the merged folders holds a manifest.json '
+                                     "(slices write none); run <code>benchmarks.run</code> with the same config and "
+                                     "<code>--out</code> this folder, which reuses every shard, to record it</span>"))
         runs = manifest.get("runs", [])
         total = sum(r["wall_seconds"] for r in runs)
         computed = sum(r["shards_computed"] for r in runs)
+        last = (f"; the last report's invocation took {_duration(manifest['wall_seconds'])}"
+                if "wall_seconds" in manifest else "")
         items.append(("time", f"{_duration(total)} over {len(runs)} invocation(s) that computed shards"
                               + (f" ({', '.join(_duration(r['wall_seconds']) for r in runs)})" if len(runs) > 1 else "")
-                              + f"; the last report's invocation took {_duration(manifest.get('wall_seconds', 0))}"))
+                              + last))
     else:
         computed = None
         items.append(("manifest", '<span class="warn">no manifest.json: this folder was merged from slices '
