@@ -88,6 +88,13 @@ def _header(plan: dict[str, Any], metrics: list[str]) -> str:
     return f"<thead><tr><th>method</th>{columns}</tr></thead>"
 
 
+def _left_out(cell) -> str:
+    """The values a cell leaves out; a summary.csv from before n_undefined has only failures."""
+    undefined = int(getattr(cell, "n_undefined", 0) or 0)
+    return ((f", {undefined} undefined by design" if undefined else "")
+            + (f", {cell.n_nonfinite} failed (non-finite)" if cell.n_nonfinite else ""))
+
+
 def headline_table(cells: pd.DataFrame, plan: dict[str, Any]) -> str:
     methods, metrics, at = _grid(cells, plan)
     mixed = {metric for metric in metrics if cells.loc[cells["metric"] == metric, "variant"].nunique() > 1}
@@ -100,7 +107,7 @@ def headline_table(cells: pd.DataFrame, plan: dict[str, Any]) -> str:
                 tds.append('<td title="not scored: the metric makes no claim about this map">–</td>')
                 continue
             title = (f"{metric} {cell.variant or ''}: mean {cell.mean:.4g} [{cell.ci_low:.4g}, {cell.ci_high:.4g}], "
-                     f"n = {cell.n}" + (f", {cell.n_nonfinite} non-finite" if cell.n_nonfinite else "")
+                     f"n = {cell.n}" + _left_out(cell)
                      + (f"; vs saliency: Holm p = {cell.p_holm:.2g}, effect {cell.effect_size:+.2f}"
                         if np.isfinite(cell.p_holm) else ""))
             variant = f'<span class="variant">{escape(cell.variant)}</span>' if metric in mixed else ""
