@@ -21,6 +21,8 @@ from typing import Any, Iterator, Optional
 from benchmarks.files import write_atomically
 from signed_saliency import methods
 
+MANIFEST = "manifest.json"
+
 
 class StageTimer:
     """Wall time per stage, for the manifest."""
@@ -100,6 +102,37 @@ def record_unreported_run(out: Path, run_id: str, record: dict[str, Any]) -> Non
     write_atomically(_unreported_path(out, run_id), lambda temporary: temporary.write_text(json.dumps(record)))
 
 
+def _manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _unreported_records(folder: Path, exclude: Optional[Path] = None) -> tuple[list[Path], list[dict[str, Any]]]:
+    paths = sorted(path for path in folder.glob(_unreported_path(folder, "*").name) if path != exclude)
+    return paths, [{**json.loads(path.read_text()), "reported": False} for path in paths]
+
+
+def merge_manifests(directories: list[Path], out: Path) -> list[Path]:
+    """A merged folder's manifest: the config, versions and machine of the first input that
+    has a manifest (the inputs are slices of one plan), and every input's run records (its
+    manifest's ``runs``, then the invocations that never reported, as a slice's), each
+    marked with its ``folder``; ``merged_from`` lists the inputs. Return the inputs that hold
+    no manifest.json (a slice writes none)."""
+    merged: dict[str, Any] = {}
+    runs, without = [], []
+    for directory in directories:
+        manifest = _manifest(directory)
+        if not manifest:
+            without.append(directory)
+        merged = merged or manifest
+        _, unreported = _unreported_records(directory)
+        runs += [{**record, "folder": str(directory)} for record in [*manifest.get("runs", []), *unreported]]
+    merged = {key: value for key, value in merged.items() if key not in ("wall_seconds", "stage_seconds")}
+    merged.update(runs=runs, merged_from=[str(directory) for directory in directories])
+    write_atomically(out / MANIFEST, lambda t: t.write_text(json.dumps(merged, indent=2)))
+    return without
+
+
 def write_manifest(
     out: Path,
     config,
@@ -119,11 +152,10 @@ def write_manifest(
     :func:`record_unreported_run` records, marked ``"reported": false``."""
     import torch
 
-    previous = out / "manifest.json"
-    runs = json.loads(previous.read_text()).get("runs", []) if previous.is_file() else []
+    runs = _manifest(out).get("runs", [])
     own = _unreported_path(out, run_id) if run_id is not None else None
-    unreported = sorted(path for path in out.glob(_unreported_path(out, "*").name) if path != own)
-    runs += [{**json.loads(path.read_text()), "reported": False} for path in unreported]
+    unreported, records = _unreported_records(out, exclude=own)
+    runs += records
     this_run = run_record(stage_seconds, wall_seconds, shards_computed)
     if shards_computed:
         runs.append(this_run)
@@ -146,6 +178,6 @@ def write_manifest(
         "stage_seconds": this_run["stage_seconds"],
         "runs": runs,
     }
-    write_atomically(out / "manifest.json", lambda t: t.write_text(json.dumps(manifest, indent=2)))
+    write_atomically(out / MANIFEST, lambda t: t.write_text(json.dumps(manifest, indent=2)))
     for path in unreported + ([own] if own is not None else []):
         path.unlink(missing_ok=True)

@@ -15,12 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import pandas as pd
+import torch
 
-from benchmarks import figures, meta, page, statistics, store
+from benchmarks import figures, meta, page, provenance, statistics, store
 from benchmarks.files import write_atomically
 from benchmarks.plugins import import_plugins
 from benchmarks.store import archive
+from signed_saliency import datasets, metrics
 from signed_saliency.errors import UserError
 
 # significance.csv tests every method against this one: the map the paper's maps refine
@@ -44,6 +47,24 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     write_atomically(path, lambda temporary: frame.to_csv(temporary, index=False, float_format="%.10g"))
 
 
+def undefined_by_design(scores: pd.DataFrame, plan: dict[str, Any]) -> np.ndarray:
+    """Bool per row: a non-finite value that its metric declares undefined by design on that
+    image (its ``undefined``), judged from the row's own columns (the map's direction from the
+    plan, the image's polarity from its label), so archived rows are classified too."""
+    marked = np.zeros(len(scores), dtype=bool)
+    nonfinite = ~np.isfinite(scores["value"].to_numpy(dtype=float))
+    for (dataset, metric, method, variant), block in scores[nonfinite].groupby(
+            ["dataset", "metric", "method", "variant"], sort=False):
+        declared = metrics.get(metric).undefined if metric in metrics.names() else None
+        spec = datasets.get(dataset) if dataset in datasets.names() else None
+        if declared is None or spec is None or spec.polarity_of_labels is None:
+            continue
+        polarity = spec.polarity_of_labels(torch.tensor(block["label"].to_numpy()))
+        direction = plan["methods"][method]["direction"]
+        marked[scores.index.get_indexer(block.index)] = declared(direction, variant, polarity).numpy()
+    return marked
+
+
 def markdown_table(summary: pd.DataFrame) -> str:
     """One table per (dataset, model, metric): methods down, variants across, mean [95% CI]."""
     parts = []
@@ -51,8 +72,9 @@ def markdown_table(summary: pd.DataFrame) -> str:
     for (dataset, model, metric), block in cell.groupby(["dataset", "model", "metric"], sort=False):
         table = block.pivot(index="method", columns="variant", values="text")
         table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["variant"])))
-        nonfinite = int(block["n_nonfinite"].sum())
-        note = f"; {nonfinite} non-finite values excluded" if nonfinite else ""
+        nonfinite, undefined = int(block["n_nonfinite"].sum()), int(block["n_undefined"].sum())
+        note = (f"; excluded: {undefined} values undefined by design (see the metric's doc), {nonfinite} failed "
+                "(non-finite)" if nonfinite or undefined else "")
         n = image_count(block["n"])
         parts.append(f"### {dataset} / {model} / {metric}\n\nmean [95% bootstrap CI], n = {n} images{note}\n")
         parts.append(table.rename_axis(columns=None).reset_index().to_markdown(index=False))
@@ -79,6 +101,20 @@ def terminal_summary(summary: pd.DataFrame, plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge_provenance(directories: list[Path], out: Path, scores: pd.DataFrame) -> None:
+    """The inputs' example maps and manifests into the merged folder ``out``, with one line
+    on what is missing and how to add it (slices save neither maps nor a manifest)."""
+    held = {path.stem for path in store.merge_examples(directories, out)}
+    lacking = [f"{d}-{m}" for d, m in dict.fromkeys(zip(scores["dataset"], scores["model"])) if f"{d}-{m}" not in held]
+    without = provenance.merge_manifests(directories, out)
+    if lacking or len(without) == len(directories):
+        missing = [f"example maps of {', '.join(lacking)}"] * bool(lacking)
+        missing += ["manifest (machine, versions)"] * (len(without) == len(directories))
+        print(f"note: the merged report has no {' and no '.join(missing)}, which slices do not save: to add them, run "
+              f"python -m benchmarks.run with the same config and --out {out} (it reuses every shard), or copy a "
+              "whole run's examples/ and manifest.json into it", file=sys.stderr)
+
+
 def build_report(directories: list[Path], out: Path, *, draw_figures: bool = True) -> str:
     """Write every table and figure; return the terminal summary."""
     collected = store.collect(directories)
@@ -92,6 +128,7 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
     if all(out.resolve() != directory.resolve() for directory in directories):
         # the merged folder is a run's folder too: a later report, rerun or benchmarks.paper reads its plan
         store.copy_plan(directories[0], out)
+        merge_provenance(directories, out, scores)
     # Tables follow the plan: methods and metrics in the order the plan lists them, each
     # metric's variants in the order it reports them (rows arrive in plan order).
     ordered = scores.assign(
@@ -106,7 +143,8 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
     else:  # every row came from the archive: a curves.csv left from before would not match scores.csv
         (out / "curves.csv").unlink(missing_ok=True)
     seed = int(plan["config"]["seed"])
-    summary = statistics.summarise(ordered.astype({"method": str, "metric": str, "variant": str}), seed=seed)
+    ordered = ordered.astype({"method": str, "metric": str, "variant": str}).reset_index(drop=True)
+    summary = statistics.summarise(ordered, seed=seed, undefined=undefined_by_design(ordered, plan))
     _write_csv(summary, out / "summary.csv")
     write_atomically(out / "summary.md", lambda t: t.write_text(f"# Summary: {plan['config']['name']}\n\n" + markdown_table(summary)))
     write_atomically(out / "summary.tex", lambda t: t.write_text(statistics.latex_table(summary)))

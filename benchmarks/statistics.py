@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -22,13 +24,17 @@ def bootstrap_interval(values: np.ndarray, seed: int, resamples: int = 2000) -> 
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def summarise(scores: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+def summarise(scores: pd.DataFrame, seed: int = 0, undefined: Optional[np.ndarray] = None) -> pd.DataFrame:
     """Per (dataset, model, method, metric, variant): mean of the finite values, its 95%
-    bootstrap CI, n, and how many values were NaN or infinite (counted, never dropped silently)."""
+    bootstrap CI, n, and the values left out, counted, never dropped silently: ``n_undefined``
+    those that ``undefined`` (bool, one per row) marks undefined by design, ``n_nonfinite``
+    the other NaN or infinite ones, which failed."""
     rows = []
+    scores = scores.assign(undefined=False if undefined is None else np.asarray(undefined, dtype=bool))
     for key, block in scores.groupby(GROUP, sort=False):
         values = block["value"].to_numpy(dtype=float)
         finite = values[np.isfinite(values)]
+        n_undefined = int((block["undefined"].to_numpy() & ~np.isfinite(values)).sum())
         low, high = bootstrap_interval(finite, seed)
         rows.append(
             dict(zip(GROUP, key))
@@ -37,7 +43,8 @@ def summarise(scores: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 "ci_low": low,
                 "ci_high": high,
                 "n": len(finite),
-                "n_nonfinite": int(len(values) - len(finite)),
+                "n_nonfinite": int(len(values) - len(finite)) - n_undefined,
+                "n_undefined": n_undefined,
             }
         )
     return pd.DataFrame(rows)
@@ -138,5 +145,5 @@ def mean_and_interval(row: pd.Series) -> str:
 def latex_table(summary: pd.DataFrame) -> str:
     """summary as a LaTeX longtable: mean with its CI (as summary.md writes it), n and the
     count of non-finite values left out, one row per method and variant."""
-    table = summary.assign(value=summary.apply(mean_and_interval, axis=1))[GROUP + ["value", "n", "n_nonfinite"]]
+    table = summary.assign(value=summary.apply(mean_and_interval, axis=1))[GROUP + ["value", "n", "n_undefined", "n_nonfinite"]]
     return table.to_latex(index=False, longtable=True, escape=True)

@@ -2,7 +2,7 @@ import torch
 
 from helpers import given_method
 
-from signed_saliency import metrics
+from signed_saliency import datasets, metrics
 from signed_saliency.datasets.core import GroundTruth
 from signed_saliency.metrics.ground_truth import roc_auc
 
@@ -87,3 +87,18 @@ def test_roc_auc_matches_sklearn_with_ties():
     expected = torch.tensor([roc_auc_score(m.flatten().numpy(), s.flatten().numpy()) for s, m in zip(scores, mask)])
     torch.testing.assert_close(roc_auc(scores, mask), expected.float())
     assert roc_auc(scores[:1], torch.zeros(1, 6, 6, dtype=torch.bool)).isnan().all()
+
+
+def test_the_declared_undefined_images_are_exactly_the_nan_ones_and_follow_from_the_labels():
+    """A metric's ``undefined`` marks the images whose NaN is by design; signed-shapes gives
+    their polarity back from the labels, so archived rows are classified the same way."""
+    truth = _truth()
+    maps = torch.rand(4, 8, 8) + 0.01  # no empty map: every other value is defined
+    labels = torch.tensor([0, 1, 2, 3])  # bright, dark, bright, dark: the truth's polarities
+    assert torch.equal(datasets.get("signed-shapes").polarity_of_labels(labels), truth.polarity)
+    for name in ("sign-localisation", "mask-auc"):
+        undefined = metrics.get(name).undefined
+        for direction in ("increase", "decrease", "signed", "magnitude"):
+            for variant, value in _run(name, maps, direction).items():
+                assert torch.equal(value.isnan(), undefined(direction, variant, truth.polarity)), (name, direction, variant)
+    assert metrics.get("pointing-game").undefined is None  # its NaN (a map with no peak) is not declared

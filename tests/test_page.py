@@ -84,11 +84,12 @@ def test_a_rebuilt_page_is_byte_identical_and_left_alone(tiny_run):
     assert path.read_bytes() == before and path.stat().st_mtime_ns == modified
 
 
-def test_a_merged_folder_says_what_it_lacks(tiny_run, tmp_path):
+def test_a_merged_folder_carries_the_maps_and_the_manifest(tiny_run, tmp_path):
     merged = tmp_path / "merged"
-    assert report.main([str(tiny_run), "--out", str(merged), "--no-figures"]) == 0
+    assert report.main([str(tiny_run), "--out", str(merged)]) == 0
     text = (merged / "report.html").read_text()
-    assert "no manifest.json" in text and "example maps" in text and "examples/" in text
+    assert "merged</dt>" in text and "torch threads" in text and "no manifest.json" not in text
+    assert any(path.name.startswith("maps-") for path in (merged / "figures").iterdir())
 
 
 def test_no_figure_is_over_a_megabyte(tiny_run):

@@ -231,8 +231,8 @@ def test_randomisation_figure_gathers_every_part_that_ran_the_check(tmp_path, mo
     monkeypatch.setattr(store, "read_plan", lambda part: plans[part.name])
     monkeypatch.setattr(store, "collect", lambda parts, only_metrics=None: SimpleNamespace(curve_means=held[parts[0].name]))
     drawn = []
-    monkeypatch.setattr(figures, "randomisation_figure", lambda curves, meta, measures, x_label: (curves, x_label))
-    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append((figure, path.name)))
+    monkeypatch.setattr(figures.paper, "randomisation_figure", lambda curves, meta, measures, x_label: (curves, x_label))
+    monkeypatch.setattr(figures.paper, "save", lambda figure, path: drawn.append((figure, path.name)))
     figures.draw_paper_figures(tmp_path / "figures", [tmp_path / name for name in held], (), 1, ("cascading/spearman",))
     [((curves, x_label), name)] = drawn
     assert name == "randomisation" and x_label == "layers"

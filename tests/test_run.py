@@ -141,7 +141,7 @@ def test_bf16_forwards_recompute_only_the_perturbation_metrics(workspace):
     assert ((logit["value_low"] - logit["value_full"]).abs() <= 0.02 * scale).all()
 
 
-def test_two_shards_merged_equal_one_run(workspace):
+def test_two_shards_merged_equal_one_run(workspace, capsys):
     tmp, config = workspace
     run_ok("--config", config(), "--out", str(tmp / "whole"))
     run_ok("--config", config(), "--out", str(tmp / "s0"), "--shard", "0/2")
@@ -149,6 +149,23 @@ def test_two_shards_merged_equal_one_run(workspace):
     assert report.main([str(tmp / "s0"), str(tmp / "s1"), "--out", str(tmp / "merged"), "--no-figures"]) == 0
     for name in ["scores.csv", "summary.csv", "significance.csv", "plan.json"]:
         assert (tmp / "merged" / name).read_bytes() == (tmp / "whole" / name).read_bytes(), name
+    # slices save no example maps and no manifest: the merged one keeps their run records and says what is missing
+    note = capsys.readouterr().err
+    assert "no example maps of" in note and "and no manifest" in note and "--out " + str(tmp / "merged") in note
+    manifest = json.loads((tmp / "merged" / "manifest.json").read_text())
+    assert manifest["merged_from"] == [str(tmp / "s0"), str(tmp / "s1")]
+    assert [(run["folder"], run["reported"]) for run in manifest["runs"]] == [(str(tmp / "s0"), False), (str(tmp / "s1"), False)]
+    assert sum(run["shards_computed"] for run in manifest["runs"]) == len(json.loads((tmp / "whole" / "plan.json").read_text())["shards"])
+    assert "none of the merged folders holds a manifest.json" in (tmp / "merged" / "report.html").read_text()
+    # merged with a whole run's folder: its maps and manifest come along, and nothing is missing
+    assert report.main([str(tmp / "s0"), str(tmp / "whole"), "--out", str(tmp / "with-whole"), "--no-figures"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    examples = sorted((tmp / "whole" / "examples").glob("*.pt"))
+    assert examples and [p.read_bytes() for p in sorted((tmp / "with-whole" / "examples").glob("*.pt"))] == [
+        p.read_bytes() for p in examples]
+    manifest = json.loads((tmp / "with-whole" / "manifest.json").read_text())
+    assert manifest["device"] == json.loads((tmp / "whole" / "manifest.json").read_text())["device"]
+    assert [run["folder"] for run in manifest["runs"]] == [str(tmp / "s0"), str(tmp / "whole")]
 
 
 def test_slices_sharing_a_folder_then_one_run_report_the_whole(workspace, monkeypatch):

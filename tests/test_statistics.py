@@ -180,7 +180,7 @@ def test_latex_and_markdown_tables_write_cells_alike():
     cell = statistics.mean_and_interval(summary.iloc[0])
     assert cell.startswith("0.400 [") and cell in latex and cell in markdown
     assert "n\\_nonfinite" in latex
-    assert "n = 0-3 images; 2 non-finite values excluded" in markdown  # the fewest and the most, not the most
+    assert "n = 0-3 images; excluded: 0 values undefined by design (see the metric's doc), 2 failed (non-finite)" in markdown  # the fewest and the most, not the most
 
 
 def test_report_warns_when_the_reference_method_did_not_run(workspace, capsys):
@@ -192,3 +192,26 @@ def test_report_warns_when_the_reference_method_did_not_run(workspace, capsys):
     assert run.main(["--config", str(path), "--out", str(tmp / "out"), "--quiet"]) == 0
     assert "'saliency' is not among the methods reported on, so significance.csv" in capsys.readouterr().err
     assert pd.read_csv(tmp / "out" / "significance.csv").empty
+
+
+def test_summary_counts_undefined_by_design_apart_from_failures():
+    scores = pd.DataFrame({"dataset": "d", "model": "m", "method": "a", "metric": "x", "variant": "",
+                           "value": [1.0, 2.0, np.nan, np.nan, np.inf, 3.0]})
+    undefined = np.array([False, False, True, False, False, True])  # a finite value marked undefined stays in
+    [row] = statistics.summarise(scores, undefined=undefined).to_dict("records")
+    assert (row["n"], row["n_undefined"], row["n_nonfinite"], row["mean"]) == (3, 1, 2, 2.0)
+    [row] = statistics.summarise(scores).to_dict("records")
+    assert (row["n_undefined"], row["n_nonfinite"]) == (0, 3)
+    table = report.markdown_table(statistics.summarise(scores, undefined=undefined))
+    assert "1 values undefined by design" in table and "2 failed (non-finite)" in table
+
+
+def test_archived_ground_truth_rows_are_classified_from_their_labels():
+    plan = {"methods": {"up": {"direction": "increase"}}}
+    scores = pd.DataFrame({"dataset": "signed-shapes", "model": "m", "method": "up", "metric": "sign-localisation",
+                           "variant": ["", "", "wrong-polarity", "wrong-polarity", ""],
+                           "label": [1, 0, 0, 1, 2], "value": [np.nan, np.nan, np.nan, 0.5, 0.7]})
+    # label 1 is dark: an increase map's "" is undefined there; label 0 bright: its NaN there failed
+    assert report.undefined_by_design(scores, plan).tolist() == [True, False, True, False, False]
+    cifar = scores.assign(dataset="cifar10")  # no polarity: every NaN is a failure
+    assert not report.undefined_by_design(cifar, plan).any()

@@ -122,6 +122,22 @@ def example_files(directory: Path) -> list[Path]:
     return sorted((directory / EXAMPLES).glob("*.pt"))
 
 
+def merge_examples(directories: list[Path], out: Path) -> list[Path]:
+    """Copy into ``out`` the example maps it lacks from the other ``directories``, the first
+    holding each (dataset, model) winning, as a shard's rows come from the first folder
+    holding it; return ``out``'s example files."""
+    for directory in directories:
+        if directory.resolve() == out.resolve():
+            continue
+        for path in example_files(directory):
+            target = out / EXAMPLES / path.name
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data = path.read_bytes()
+                write_atomically(target, lambda temporary: temporary.write_bytes(data))
+    return example_files(out)
+
+
 def load_examples(path: Path) -> dict[str, Any]:
     import torch
 

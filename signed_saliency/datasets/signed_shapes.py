@@ -79,11 +79,17 @@ _OUTLINES = {
 }
 
 
+def polarity_of_labels(labels: Tensor) -> Tensor:
+    """+1 for a bright object's class, -1 for a dark one's: the class says the polarity
+    (bright classes are even), so a results table's labels give it back."""
+    return 1 - 2 * (labels % len(POLARITIES))
+
+
 def _block(n: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One block of ``n`` images: float images (n,3,size,size), labels, masks, polarity."""
     labels = torch.randint(len(CLASS_NAMES), (n,), generator=generator)
     shape = labels // len(POLARITIES)
-    polarity = 1 - 2 * (labels % len(POLARITIES))  # bright classes are even: +1
+    polarity = polarity_of_labels(labels)
 
     radius = size * (MIN_RADIUS + (MAX_RADIUS - MIN_RADIUS) * torch.rand(n, generator=generator))
     # The whole shape fits inside the image with a pixel to spare.
@@ -135,6 +141,7 @@ def generate(n: int, size: int = 32, seed: int = 0, stream: int = 0) -> tuple[Te
     splits=("train", "test"),
     evaluation_split="test",
     has_ground_truth=True,
+    polarity_of_labels=polarity_of_labels,
 )
 def signed_shapes(
     split: str,

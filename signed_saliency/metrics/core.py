@@ -187,6 +187,12 @@ class Metric:
     implementation: Optional[Callable[[Mapping[str, Any], Any], dict[str, Any]]] = field(
         default=None, hash=False, repr=False)
 
+    # (direction, variant, polarity) -> (N,) bool: the images on which the variant of a
+    # ``direction`` map's score is undefined by design (NaN only to keep rows aligned), from
+    # their ground-truth polarity; None: the metric has no such images, so a NaN is a failure.
+    # Reports count the two apart (a summary's n_undefined and n_nonfinite).
+    undefined: Optional[Callable[[str, str, Tensor], Tensor]] = field(default=None, hash=False, repr=False)
+
     def implementation_on(self, settings: Mapping[str, Any], device: Any) -> dict[str, Any]:
         """What computes this metric's numbers with ``settings`` on ``device``."""
         if self.implementation is not None:

@@ -16,8 +16,10 @@ Variants: ``""`` scores the claim on the images where it is the right one, and
 ``wrong-polarity`` the same claim where the object has the opposite polarity (for a
 signed map, its opposite-sign part on every image), where a faithful map puts little.
 Every variant has one value per image of the batch, so rows stay aligned across variants;
-an image a variant does not apply to (a dark object for an increase map's ``""``) is NaN,
-and summaries must drop (or count) NaN. Magnitude maps have no ``wrong-polarity``.
+an image a variant does not apply to (a dark object for an increase map's ``""``) is NaN:
+undefined by design, not a failure. The metrics declare those images (:func:`not_applicable`,
+their ``undefined``), so reports count them apart from failed scores, also in archived rows,
+whose labels give the polarity. Magnitude maps have no ``wrong-polarity``.
 """
 
 from __future__ import annotations
@@ -39,22 +41,32 @@ def _nan_like(values: Tensor) -> Tensor:
 def claims(maps: Tensor, direction: str, polarity: Tensor) -> Iterator[tuple[str, Tensor, Tensor]]:
     """Yield (variant, score, applies): ``score`` (N,H,W) is larger where the map claims
     more strongly what the variant checks; ``applies`` (N,) bool marks the images it checks."""
-    everywhere = torch.ones_like(polarity, dtype=torch.bool)
-    bright = polarity > 0
     if direction == "signed":
         oriented = maps * polarity.view(-1, 1, 1).to(maps.dtype)
-        yield "", oriented, everywhere
-        yield "wrong-polarity", -oriented, everywhere
-    elif direction == "increase":
-        yield "", maps.clamp(min=0), bright
-        yield "wrong-polarity", maps.clamp(min=0), ~bright
-    elif direction == "decrease":
-        yield "", maps.clamp(min=0), ~bright
-        yield "wrong-polarity", maps.clamp(min=0), bright
+        yield "", oriented, applies(direction, "", polarity)
+        yield "wrong-polarity", -oriented, applies(direction, "wrong-polarity", polarity)
+    elif direction in ("increase", "decrease"):
+        for variant in ("", "wrong-polarity"):
+            yield variant, maps.clamp(min=0), applies(direction, variant, polarity)
     elif direction == "magnitude":
-        yield "", maps.abs(), everywhere
+        yield "", maps.abs(), applies(direction, "", polarity)
     else:
         raise ValueError(f"unknown direction {direction!r}")
+
+
+def applies(direction: str, variant: str, polarity: Tensor) -> Tensor:
+    """(N,) bool: the images on which ``variant`` checks a ``direction`` map's claim: an
+    increase map's ``""`` the bright objects, its ``wrong-polarity`` the dark ones (a
+    decrease map's the other way round); a signed or magnitude map's, every image."""
+    if direction in ("signed", "magnitude"):
+        return torch.ones_like(polarity, dtype=torch.bool)
+    right = (polarity > 0) if direction == "increase" else (polarity < 0)
+    return right if variant == "" else ~right
+
+
+def not_applicable(direction: str, variant: str, polarity: Tensor) -> Tensor:
+    """The images whose score of ``variant`` is NaN by design (the metrics' ``undefined``)."""
+    return ~applies(direction, variant, polarity)
 
 
 def _truth(maps: Tensor, ground_truth: GroundTruth) -> tuple[Tensor, Tensor]:
@@ -103,13 +115,14 @@ def _per_claim(call: MetricCall, measure) -> MetricOutput:
     return MetricOutput(values=values)
 
 
-@register("sign-localisation", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+@register("sign-localisation", family="ground-truth", higher_is_better=True, needs_ground_truth=True,
+          undefined=not_applicable)
 def sign_localisation(call: MetricCall) -> MetricOutput:
     """Share of the map's claimed mass that lies on the object (0 if it claims nothing)."""
     return _per_claim(call, mass_inside)
 
 
-@register("mask-auc", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+@register("mask-auc", family="ground-truth", higher_is_better=True, needs_ground_truth=True, undefined=not_applicable)
 def mask_auc(call: MetricCall) -> MetricOutput:
     """ROC AUC of the map's claim against the object mask (0.5 = chance).
 
