@@ -117,6 +117,11 @@ def curve_caption(metric: str, families: bool) -> str:
     return shown + note + " Panel titles explain the variant's parts."
 
 
+def _file_part(dataset: str, model: str) -> str:
+    """(dataset, model) in a figure's file name, as the shards name them (``folder:PATH`` holds slashes)."""
+    return f"{store.path_component(dataset)}-{store.path_component(model)}"
+
+
 def _save(figure: plt.Figure, path: Path, formats: tuple[str, ...] = ("png", "pdf")) -> None:
     """Each format's bytes, written only when they differ from the file's. Images are drawn
     at the figure's dpi in the PDF too, not embedded at their own resolution (a grid of
@@ -429,13 +434,13 @@ def draw_all(out: Path, scores: pd.DataFrame, curve_means: pd.DataFrame, plan: d
         for (dataset, model, metric), block in curve_means.groupby(["dataset", "model", "metric"], sort=False):
             arguments = (block, methods_meta, f"{metric}: {dataset} / {model}", metrics_meta[metric]["curve_x"],
                          metrics_meta[metric].get("higher_is_better", True))
-            _save(curve_figure(*arguments), folder / f"curves-{metric}-{dataset}-{model}")
+            _save(curve_figure(*arguments), folder / f"curves-{metric}-{_file_part(dataset, model)}")
             others = families_figure(*arguments)
             if others is not None:
-                _save(others, folder / f"curves-{metric}-{dataset}-{model}-families")
+                _save(others, folder / f"curves-{metric}-{_file_part(dataset, model)}-families")
     truth = scores[scores["metric"].map(lambda m: metrics_meta.get(m, {}).get("family") == "ground-truth")]
     for (dataset, model), block in truth.groupby(["dataset", "model"], sort=False):
-        _save(bar_figure(block, f"ground truth: {dataset} / {model}", metrics_meta), folder / f"ground-truth-{dataset}-{model}")
+        _save(bar_figure(block, f"ground truth: {dataset} / {model}", metrics_meta), folder / f"ground-truth-{_file_part(dataset, model)}")
 
 
 def paper_maps_figure(examples: dict[str, Any], map_names: tuple[str, ...], rows: int, title: str) -> plt.Figure:
