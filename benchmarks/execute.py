@@ -200,6 +200,7 @@ def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path,
                 "labels": item.images.labels[positions],
                 "predicted": predicted.cpu(),
                 "class_names": item.images.class_names,
+                "comparable": comparable,  # whether predictions number the dataset's classes
                 "maps": {name: value.cpu() for name, value in maps.items()},
                 "directions": {method.name: method.direction for method in chosen},
             })

@@ -35,9 +35,9 @@ class Reproduction:
 
     def message(self, shown: int = 5) -> str:
         if self.reproduced:
-            return f"reproduced: {self.compared} values within {TOLERANCE:g}"
+            return f"reproduced: {self.compared} values within 1e-6"
         lines = [f"NOT REPRODUCED: {len(self.differing)} of {self.compared} values differ from the committed results "
-                 f"by more than {TOLERANCE:g} (relative above 1)"]
+                 f"by more than 1e-6 (relative above 1)"]
         if not self.differing.empty:
             lines.append(f"  largest difference {self.differing['difference'].max():.3g}; the first {min(shown, len(self.differing))}:")
             for row in self.differing.head(shown).itertuples(index=False):
