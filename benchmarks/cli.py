@@ -20,6 +20,12 @@ from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.errors import UserError
 
 
+DEFAULT_CONFIG = "quick"
+RUNS_DIR = REPO_ROOT / "runs"  # git-ignored
+# how and where a run computes, not what: a run differing from its config in these alone is that config's own
+PLAN_NEUTRAL = ("device", "threads", "data_root", "download")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
@@ -184,12 +190,6 @@ def run(args: argparse.Namespace) -> int:
                   "(--reuse-archive skips that)", file=sys.stderr)
     pipeline.run_config(config, options, out, show_summary=not args.quiet)
     return 0
-
-
-DEFAULT_CONFIG = "quick"
-RUNS_DIR = REPO_ROOT / "runs"  # git-ignored
-# how and where a run computes, not what: a run differing from its config in these alone is that config's own
-PLAN_NEUTRAL = ("device", "threads", "data_root", "download")
 
 
 def plan_defining(config: RunConfig) -> dict[str, Any]:
