@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from benchmarks import pipeline, store
-from benchmarks.config import RunConfig, SuiteConfig, apply_overrides, load_config
-from benchmarks.paths import RESULTS_DIR
-from benchmarks.plan import Group, parse_shard_spec
+from benchmarks.config import CONFIG_DIR, RunConfig, SuiteConfig, apply_overrides, load_config, resolve_config_path
+from benchmarks.paths import REPO_ROOT, RESULTS_DIR, portable
+from benchmarks.plan import Group, parse_shard_spec, stable_hash
+from benchmarks.prepare import CheckpointChoice
 from benchmarks.plugins import import_plugins
 from signed_saliency import datasets, methods, metrics, models
 from signed_saliency.errors import UserError
+
+
+DEFAULT_CONFIG = "quick"
+RUNS_DIR = REPO_ROOT / "runs"  # git-ignored
+# how and where a run computes, not what: a run differing from its config in these alone is that config's own
+PLAN_NEUTRAL = ("device", "threads", "data_root", "download")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,13 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark the faithfulness of (signed) saliency maps.",
         epilog="Bad input exits with code 2 and a one-line error.",
     )
-    parser.add_argument("--config", default="quick", help="config name in benchmarks/configs or a .toml path (default: quick)")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="config name in benchmarks/configs or a .toml path (default: quick)")
     parser.add_argument("--list", action="store_true", help="list registered datasets, models, methods and metrics, then exit")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
                         help="import a module, or a Python file by its relative or absolute path, first (its decorated "
                         "functions register methods, metrics, datasets or models); repeatable")
     parser.add_argument("--datasets", type=_names, help="comma-separated dataset names")
-    parser.add_argument("--models", type=_names, help="comma-separated model names")
+    parser.add_argument("--dataset", action="append", default=[], metavar="NAME",
+                        help="one dataset, e.g. folder:PATH (your images, ImageFolder layout; a path may hold commas); "
+                        "repeatable, and adds to --datasets")
+    parser.add_argument("--image-size", type=int, metavar="N", help="resize every image to N x N (default: the dataset's)")
+    parser.add_argument("--models", type=_names,
+                        help="comma-separated model names: registered ones, torchvision:NAME or timm:NAME "
+                        "(pretrained weights from the local cache, never downloaded)")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="your weights (a state dict) for the one architecture --models names; hash-checked and "
+                        "recorded")
+    parser.add_argument("--checkpoint-sha256", metavar="HEX", help="the sha256 (or a prefix) --checkpoint must have")
     parser.add_argument("--methods", type=_names,
                         help="comma-separated method names or patterns ('*' for all, 'smoothgrad*')")
     parser.add_argument("--metrics", type=_names,
@@ -41,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", help="folder holding cifar10-jpg/ and imagenette2-224/ (default: $SIGNED_SALIENCY_DATA, "
                         "else ../shared/data beside the repository, else ~/.cache/signed-saliency/data)")
     parser.add_argument("--download", action="store_true", help="let torchvision download missing datasets (needs internet)")
-    parser.add_argument("--out", help="output folder (default: results/<config name>)")
+    parser.add_argument("--out", help="output folder (default: results/<config> for a config run as committed, "
+                        "else runs/<config>-<hash>; never another config's folder under results/)")
+    parser.add_argument("--reuse-archive", action="store_true",
+                        help="the default run: take the committed shards as finished instead of recomputing them and "
+                        "checking that they reproduce")
     parser.add_argument("--seed", type=int, help="seed for image choice and every metric's randomness")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: the config's, 2)")
     parser.add_argument("--stop-after", type=float, metavar="MINUTES",
@@ -87,11 +109,12 @@ def list_registered() -> str:
 def with_overrides(config: RunConfig, args: argparse.Namespace, *, select: bool = True) -> RunConfig:
     """The config with the command line's flags, validated; ``select=False`` leaves out the
     flags that choose datasets and models."""
+    chosen_datasets = [*(args.datasets or []), *args.dataset] or None
     config = apply_overrides(
-        config, datasets_=args.datasets if select else None, models_=args.models if select else None,
+        config, datasets_=chosen_datasets if select else None, models_=args.models if select else None,
         methods_=args.methods, metrics_=args.metrics, n_images=args.n_images, device=args.device,
         data_root=args.data_root, seed=args.seed, batch_size=args.batch_size, download=args.download,
-        threads=args.threads,
+        threads=args.threads, image_size=args.image_size,
     )
     config.validate()
     return config
@@ -116,7 +139,7 @@ def suite_parts(suite: SuiteConfig, args: argparse.Namespace) -> list[RunConfig]
         "dataset": {run.name for part in parts for run in part.datasets},
         "model": {model for part in parts for run in part.datasets for model in run.models},
     }
-    for kind, asked in (("dataset", args.datasets), ("model", args.models)):
+    for kind, asked in (("dataset", [*(args.datasets or []), *args.dataset]), ("model", args.models)):
         unknown = sorted(set(asked or ()) - known[kind])
         if unknown:
             raise UserError(f"suite {suite.name!r} has no {kind} {', '.join(unknown)}")
@@ -134,23 +157,85 @@ def run(args: argparse.Namespace) -> int:
         if args.stop_after <= 0:
             raise UserError(f"--stop-after must be a positive number of minutes, got {args.stop_after}")
         deadline = time.perf_counter() + 60 * args.stop_after
-    options = pipeline.RunOptions(quiet=args.quiet, plugins=args.plugin, deadline=deadline,
+    checkpoint = CheckpointChoice(args.checkpoint, args.checkpoint_sha256) if args.checkpoint else None
+    options = pipeline.RunOptions(quiet=args.quiet, plugins=args.plugin, deadline=deadline, checkpoint=checkpoint,
                                   shard=parse_shard_spec(args.shard) if args.shard else (0, 1))
     if isinstance(loaded, SuiteConfig):
         parts = suite_parts(loaded, args)
 
-        def chosen(group: Group) -> bool:
-            return (not args.datasets or group.dataset in args.datasets) and (not args.models or group.model in args.models)
+        asked_datasets = [*(args.datasets or []), *args.dataset]
 
-        out = store.prepare_output(Path(args.out) if args.out else RESULTS_DIR / loaded.name)
+        def chosen(group: Group) -> bool:
+            return (not asked_datasets or group.dataset in asked_datasets) and (not args.models or group.model in args.models)
+
+        if args.checkpoint or args.image_size:
+            raise UserError(f"--checkpoint and --image-size are for single configs, not suite {loaded.name!r}")
+        out = output_folder(loaded.name, own=not args.plugin and is_committed_config(args.config), args=args, identity={"suite": loaded.parts})
+        options = dataclasses.replace(options, reuse_archive=True)
         pipeline.run_suite(loaded, parts, options, out, only_parts=args.parts, compute=chosen)
         return 0
     if args.parts:
         raise UserError(f"--parts is for suite configs (parts = [...]); {loaded.name!r} is a single config")
     config = with_overrides(loaded, args)
-    out = store.prepare_output(Path(args.out) if args.out else RESULTS_DIR / loaded.name)
+    check_model_choice(config, args)
+    own = is_committed_config(args.config) and not args.plugin and not args.checkpoint and same_plan(config, loaded)
+    identity = {"config": plan_defining(config), "plugins": args.plugin, "checkpoint": args.checkpoint}
+    out = output_folder(loaded.name, own=own, args=args, identity=identity)
+    if own and not args.out and not args.reuse_archive and args.shard is None and loaded.name == DEFAULT_CONFIG:
+        # the default run proves itself: it recomputes in a scratch folder and compares with the committed rows
+        committed, out = out, store.prepare_output(RUNS_DIR / f"{loaded.name}-reproduce")
+        options = dataclasses.replace(options, reuse_archive=False, reproduce=committed)
+        if not args.quiet:
+            print(f"recomputing {loaded.name} in {portable(out)} to check it against {portable(committed)} "
+                  "(--reuse-archive skips that)", file=sys.stderr)
     pipeline.run_config(config, options, out, show_summary=not args.quiet)
     return 0
+
+
+def plan_defining(config: RunConfig) -> dict[str, Any]:
+    return {key: value for key, value in config.to_dict().items() if key not in PLAN_NEUTRAL}
+
+
+def same_plan(config: RunConfig, loaded: RunConfig) -> bool:
+    return plan_defining(config) == plan_defining(loaded)
+
+
+def is_committed_config(name_or_path: str) -> bool:
+    """A config shipped in benchmarks/configs, whose results/<name>/ may be committed."""
+    return resolve_config_path(name_or_path).resolve().parent == CONFIG_DIR.resolve()
+
+
+def output_folder(name: str, *, own: bool, args: argparse.Namespace, identity: dict[str, Any]) -> Path:
+    """Where a run writes: ``--out``, else results/<name>/ for a config run as committed
+    (``own``), else runs/<name>-<hash of what it plans>/, printed, so that no other run
+    ever writes over committed results. An ``--out`` under results/ other than the config's
+    own folder is refused."""
+    committed = RESULTS_DIR / name
+    if args.out:
+        out = Path(args.out).resolve()
+        if out.is_relative_to(RESULTS_DIR.resolve()) and not (own and out == committed.resolve()):
+            why = "this run differs from the config as committed" if out == committed.resolve() else "it is not this config's own"
+            raise UserError(f"--out {args.out}: results/ holds committed results and {why}; write elsewhere "
+                            f"(leave out --out for runs/{name}-<hash>/)")
+        return store.prepare_output(out)
+    if own:
+        return store.prepare_output(committed)
+    out = store.prepare_output(RUNS_DIR / f"{name}-{stable_hash(identity, 8)}")
+    print(f"writing to {portable(out)} (results/ keeps the committed results of unchanged configs only)", file=sys.stderr)
+    return out
+
+
+def check_model_choice(config: RunConfig, args: argparse.Namespace) -> None:
+    """--checkpoint is the weights of one model; a folder of images has no shipped model."""
+    if args.checkpoint_sha256 and not args.checkpoint:
+        raise UserError("--checkpoint-sha256 checks the file --checkpoint gives; give that too")
+    if args.checkpoint and len(args.models or []) != 1:
+        raise UserError("--checkpoint needs exactly one architecture: --models NAME (a registered name, torchvision:NAME "
+                        "or timm:NAME)")
+    folders = [run.name for run in config.datasets if run.name.startswith("folder:")]
+    if folders and not args.models:
+        raise UserError(f"{folders[0]} has no shipped model: choose one with --models (e.g. torchvision:resnet50, "
+                        "or an architecture with --checkpoint PATH)")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

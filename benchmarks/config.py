@@ -241,6 +241,7 @@ def apply_overrides(
     batch_size: Optional[int] = None,
     download: bool = False,
     threads: Optional[int] = None,
+    image_size: Optional[int] = None,
 ) -> RunConfig:
     """Command-line flags win over the config. ``--datasets`` keeps the config's entries
     of those names and adds a plain entry (its models from ``--models`` or the first
@@ -257,6 +258,11 @@ def apply_overrides(
     if n_images is not None:
         for run in config.datasets:
             run.n_images = n_images
+    if image_size is not None:
+        if image_size < 8:
+            raise UserError(f"--image-size must be at least 8 pixels, got {image_size}")
+        for run in config.datasets:
+            run.image_size = image_size
     if methods_:
         config.methods = methods_
     if metrics_:

@@ -187,7 +187,10 @@ def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path,
             if store.examples_key(path) == key:
                 continue
             predicted_all = predict_all(model.module, item.images, config.batch_size, device)
-            positions = example_positions(item.images.labels, config.examples, predicted_all == item.images.labels)
+            # a model of other classes (ImageNet's, on a folder of 10) is never "correct" by the labels
+            comparable = model.num_classes == len(item.images.class_names)
+            positions = example_positions(item.images.labels, config.examples,
+                                          predicted_all == item.images.labels if comparable else None)
             x = item.images.floats(positions).to(device)
             predicted = predicted_all[positions].to(device)
             maps = methods.explain(model.module, x, predicted, chosen)
@@ -197,6 +200,7 @@ def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path,
                 "labels": item.images.labels[positions],
                 "predicted": predicted.cpu(),
                 "class_names": item.images.class_names,
+                "comparable": comparable,  # whether predictions number the dataset's classes
                 "maps": {name: value.cpu() for name, value in maps.items()},
                 "directions": {method.name: method.direction for method in chosen},
             })

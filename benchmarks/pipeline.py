@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,9 +12,10 @@ from typing import Callable, Optional
 
 import torch
 
-from benchmarks import page, plan, prepare, provenance, report, store
+from benchmarks import page, plan, prepare, provenance, report, reproduce, store
 from benchmarks.config import RunConfig, SuiteConfig
 from benchmarks.execute import execute, save_examples
+from benchmarks.paths import portable
 
 
 class Interrupted(Exception):
@@ -33,6 +35,10 @@ class RunOptions:
     plugins: list[str] = field(default_factory=list)
     shard: tuple[int, int] = (0, 1)  # slice i of n of the plan's groups
     deadline: Optional[float] = None  # a time.perf_counter() value past which no new metric starts
+    checkpoint: Optional[prepare.CheckpointChoice] = None  # the weights of the run's one model
+    reuse_archive: bool = True  # shards archived in the output folder count as finished
+    # the committed folder whose archived rows the computed shards must reproduce
+    reproduce: Optional[Path] = None
 
 
 def run_config(
@@ -49,12 +55,13 @@ def run_config(
     torch.set_num_threads(config.threads)
     timer = provenance.StageTimer()
     started = time.perf_counter()
-    prepared = prepare.prepare(config, device, timer, options.quiet)
+    prepared = prepare.prepare(config, device, timer, options.quiet, options.checkpoint)
     checkpoints = prepare.checkpoints(prepared)
     groups = plan.build_plan(config, prepared)
     store.write_plan(out, plan.plan_document(config, groups, checkpoints))
     # looked up once: the execution order, the work and the report's count all start from it
-    finished = store.finished(out, [shard.name for group in groups for shard in group.shards])
+    names = [shard.name for group in groups for shard in group.shards]
+    finished = store.finished(out, names, archived_count=options.reuse_archive)
     picked = plan.execution_order([group for group in plan.select_groups(groups, shard_index, shard_count) if compute(group)],
                                   config.seed, plan.started_batches(groups, finished))
     run_id = provenance.new_run_id()
@@ -67,14 +74,26 @@ def run_config(
         computed = execute(picked, prepared, config, out, device, timer, options.quiet, options.deadline, finished,
                            record_progress)
     except KeyboardInterrupt:
-        names = [shard.name for group in groups for shard in group.shards]
         raise Interrupted(len(store.finished(out, names)), len(names)) from None
     if shard_count > 1:
         if not options.quiet:
             print(f"slice {shard_index}/{shard_count} done in {out}; once every slice is done, rerun without --shard "
                   "on the same folder to report, or merge separate folders with: python -m benchmarks.report DIR ...")
         return
-    held = len(finished) + computed
+    if options.reproduce is not None:
+        reproduction = reproduce.compare(out, options.reproduce, names)
+        complete = len(store.finished(out, names, archived_count=False)) == len(names)
+        if reproduction.reproduced and complete:
+            # the committed report stands: rebuilt here, it would differ by the manifest's times alone
+            print(f"{reproduction.message()}; the committed report {portable(options.reproduce)} stands", file=sys.stderr)
+            shutil.rmtree(out)  # so the next default run recomputes too
+            return
+        print(reproduction.message() if complete else f"{reproduction.message()} (stopped before the end: rerun to finish)",
+              file=sys.stderr)
+        if complete:
+            print(f"this machine's own numbers follow; the committed ones stay in {portable(options.reproduce)}",
+                  file=sys.stderr)
+    held = len(store.finished(out, names, archived_count=options.reuse_archive))
     if not held:
         print(f"note: {config.name}: nothing computed yet, so no report", file=sys.stderr)
         return

@@ -16,6 +16,7 @@ from torch import nn
 
 from benchmarks.config import DatasetRun, RunConfig
 from benchmarks.paths import SHIPPED_CHECKPOINTS, cache_dir, default_data_root, portable
+from benchmarks.store import path_component
 from benchmarks.provenance import StageTimer
 from signed_saliency import datasets
 from signed_saliency.datasets.core import ImageSet
@@ -27,6 +28,14 @@ class MissingCheckpointError(UserError):
     """No trained weights for a (dataset, model), and the config does not train on first use."""
 
 
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """``--checkpoint PATH [--checkpoint-sha256 HEX]``: the weights of the run's one model."""
+
+    path: str
+    sha256: Optional[str] = None
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -34,6 +43,7 @@ class LoadedModel:
     checkpoint: Path
     sha256: str
     forward_module: nn.Module  # what the perturbation metrics call: ``module`` or a bf16 copy
+    num_classes: int  # the model's outputs: a pretrained ImageNet model has 1000 whatever the dataset
 
 
 @dataclass
@@ -68,21 +78,52 @@ def choose_images(images: ImageSet, n_images: Optional[int], seed: int) -> Image
     return images.subset(chosen)
 
 
-def load_model(
-    dataset_run: DatasetRun, model_name: str, num_classes: int, image_size: int, device: torch.device, quiet: bool
+def output_count(module: nn.Module, image_size: int, device: torch.device) -> int:
+    with torch.no_grad():
+        return int(module(torch.zeros(1, 3, image_size, image_size, device=device)).shape[1])
+
+
+def load_external_model(
+    dataset_run: DatasetRun, model_name: str, num_classes: int, image_size: int, device: torch.device,
+    checkpoint: Optional[CheckpointChoice],
 ) -> LoadedModel:
-    """The shipped checkpoint, else a cached one, else (if the config allows) train one now."""
+    """``torchvision:NAME``/``timm:NAME`` with their pretrained weights from the local cache,
+    or ``checkpoint`` loaded into the architecture ``model_name`` (hash-checked; its sha256
+    keys the shards, so changed weights name new shards)."""
+    from signed_saliency.models.external import resolve_model
+
+    resolved = resolve_model(
+        model_name, checkpoint=checkpoint.path if checkpoint else None,
+        num_classes=num_classes if checkpoint else None, sha256=checkpoint.sha256 if checkpoint else None,
+    )
+    module = resolved.module.to(device).eval()
+    return LoadedModel(
+        name=model_name, module=module, checkpoint=resolved.weights, sha256=resolved.sha256,
+        forward_module=forward_model(module, dataset_run.precision), num_classes=output_count(module, image_size, device),
+    )
+
+
+def load_model(
+    dataset_run: DatasetRun, model_name: str, num_classes: int, image_size: int, device: torch.device, quiet: bool,
+    checkpoint: Optional[CheckpointChoice] = None,
+) -> LoadedModel:
+    """``checkpoint`` or a library's pretrained weights (:func:`load_external_model`); else
+    the shipped checkpoint, else a cached one, else (if the config allows) train one now."""
     from signed_saliency.models.checkpoints import load_checkpoint
     from signed_saliency.training import TrainConfig
 
-    stem = f"{dataset_run.name}-{model_name}"
+    if checkpoint is not None or ":" in model_name:
+        return load_external_model(dataset_run, model_name, num_classes, image_size, device, checkpoint)
+    stem = f"{path_component(dataset_run.name)}-{model_name}"
     candidates = [SHIPPED_CHECKPOINTS / f"{stem}.pt", cache_dir() / "checkpoints" / f"{stem}.pt"]
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is None:
         if dataset_run.train is None:
             raise MissingCheckpointError(
                 f"no trained {model_name!r} for {dataset_run.name!r}: looked for {candidates[0]} and {candidates[1]}; "
-                f"train one with: python -m benchmarks.train --dataset {dataset_run.name} --model {model_name}"
+                + (f"give its weights with --checkpoint PATH, or use a pretrained torchvision:NAME"
+                   if dataset_run.name.startswith("folder:") else
+                   f"train one with: python -m benchmarks.train --dataset {dataset_run.name} --model {model_name}")
             )
         from benchmarks.train import train_model
 
@@ -101,12 +142,15 @@ def load_model(
     model = model.to(device).eval()
     return LoadedModel(
         name=model_name, module=model, checkpoint=path, sha256=manifest["sha256"],
-        forward_module=forward_model(model, dataset_run.precision),
+        forward_module=forward_model(model, dataset_run.precision), num_classes=num_classes,
     )
 
 
-def prepare(config: RunConfig, device: torch.device, timer: StageTimer, quiet: bool) -> list[PreparedDataset]:
-    """Every dataset's chosen images and its models that have (or may train) weights."""
+def prepare(
+    config: RunConfig, device: torch.device, timer: StageTimer, quiet: bool, checkpoint: Optional[CheckpointChoice] = None
+) -> list[PreparedDataset]:
+    """Every dataset's chosen images and its models that have (or may train) weights;
+    ``checkpoint`` holds the weights of a run's one model."""
     from benchmarks.data import load_images
 
     root = Path(config.data_root) if config.data_root else default_data_root()
@@ -123,7 +167,8 @@ def prepare(config: RunConfig, device: torch.device, timer: StageTimer, quiet: b
         for name in run.models:
             try:
                 with timer("load models"):
-                    loaded[name] = load_model(run, name, spec.num_classes, images.image_size, device, quiet)
+                    loaded[name] = load_model(run, name, spec.num_classes, images.image_size, device, quiet,
+                                              checkpoint)
             except MissingCheckpointError as error:
                 if config.missing_models != "skip":
                     raise

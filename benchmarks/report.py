@@ -82,6 +82,17 @@ def markdown_table(summary: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def nonfinite_warning(scores: pd.DataFrame) -> str:
+    """A line naming each method with maps that held NaN or infinity and how many: the
+    images whose every row of that method is non-finite (a map that is not scored), from
+    the rows, so a resumed or merged run warns as the run that computed them did."""
+    finite = scores.assign(finite=np.isfinite(scores["value"].to_numpy(float)))
+    per_image = finite.groupby(["dataset", "model", "method", "image"], sort=False, observed=True)["finite"].any()
+    blank = (~per_image).groupby(level=["dataset", "model", "method"], sort=False, observed=True).sum()
+    listed = [f"{method} ({count}, {dataset}/{model})" for (dataset, model, method), count in blank.items() if count]
+    return f"warning: non-finite maps, not scored (their rows are NaN): {', '.join(listed)}" if listed else ""
+
+
 def terminal_summary(summary: pd.DataFrame, plan: dict[str, Any]) -> str:
     """Methods down, metrics across. Each cell is the first variant the method has in the
     metric's own order (its headline: e.g. deletion's black probability curve for an
@@ -146,7 +157,9 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
     ordered = ordered.astype({"method": str, "metric": str, "variant": str}).reset_index(drop=True)
     summary = statistics.summarise(ordered, seed=seed, undefined=undefined_by_design(ordered, plan))
     _write_csv(summary, out / "summary.csv")
-    write_atomically(out / "summary.md", lambda t: t.write_text(f"# Summary: {plan['config']['name']}\n\n" + markdown_table(summary)))
+    warning = nonfinite_warning(scores)
+    heading = f"# Summary: {plan['config']['name']}\n\n" + (f"**{warning}**\n\n" if warning else "")
+    write_atomically(out / "summary.md", lambda t: t.write_text(heading + markdown_table(summary)))
     write_atomically(out / "summary.tex", lambda t: t.write_text(statistics.latex_table(summary)))
     if REFERENCE not in set(scores["method"]):
         print(f"warning: {REFERENCE!r} is not among the methods reported on, so significance.csv (every method "
@@ -156,7 +169,7 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
     meta.write_meta(out, scores, plan)
     if draw_figures:
         figures.draw_all(out, scores, collected.curve_means, plan)
-    return terminal_summary(summary, plan)
+    return terminal_summary(summary, plan) + (f"\n\n{warning}" if warning else "")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

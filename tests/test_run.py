@@ -209,7 +209,10 @@ def test_plugin_method_runs_everywhere(workspace, monkeypatch, capsys):
         assert {"brightness-test", "broken-test"} <= set(summary["method"])
         broken = summary[summary["method"] == "broken-test"]
         assert broken["n"].eq(0).all() and broken["n_nonfinite"].eq(8).all()  # never scored, every image counted
-        assert "brightness-test" in (tmp / "p" / "summary.md").read_text()
+        summary_md = (tmp / "p" / "summary.md").read_text()
+        assert "brightness-test" in summary_md
+        # from the rows, so a resumed run still says it
+        assert "non-finite maps, not scored (their rows are NaN): broken-test (8, signed-shapes/cnn)" in summary_md
         assert "not scored (their rows are NaN): broken-test (8)" in capsys.readouterr().err
     finally:
         for name in ["brightness-test", "broken-test"]:

@@ -24,6 +24,8 @@ def _image_grid_size(examples: dict[str, Any]) -> float:
 def _image_title(examples: dict[str, Any], index: int) -> tuple[str, str]:
     class_names = examples["class_names"]
     label, predicted = int(examples["labels"][index]), int(examples["predicted"][index])
+    if not examples.get("comparable", True):  # the model's classes are not the dataset's (ImageNet's, say)
+        return f"{class_names[label]}\npred: class {predicted}", "black"
     return (f"{class_names[label]}\npred: {class_names[predicted]}", "black" if label == predicted else "tab:red")
 
 

@@ -11,9 +11,11 @@ names and the archive keys its rows by them, so a name is also the shard's ident
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -29,8 +31,21 @@ SHARDS = "shards"
 EXAMPLES = "examples"
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def path_component(name: str) -> str:
+    """``name`` as one component of a path: as it is where it is safe already (every shipped
+    dataset and model, so their shards keep the names the committed archives hold them
+    under), else its unsafe runs replaced by ``-`` and 6 hex digits of its hash appended,
+    so that ``folder:/data/a-b`` and ``folder:/data/a/b`` stay apart."""
+    if not _UNSAFE.search(name):
+        return name
+    return f"{_UNSAFE.sub('-', name).strip('-')}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
 def shard_name(dataset: str, model: str, method: str, metric: str, batch: int, key: str) -> str:
-    return f"{dataset}/{model}/{method}/{metric}/batch{batch:05d}-{key}.pkl"
+    return f"{path_component(dataset)}/{path_component(model)}/{method}/{metric}/batch{batch:05d}-{key}.pkl"
 
 
 def metric_of(name: str) -> str:
@@ -72,9 +87,10 @@ def load_shard(path: Path) -> dict[str, pd.DataFrame]:
         return pickle.load(handle)
 
 
-def finished(out: Path, names: list[str]) -> frozenset[str]:
-    """Those of the shard ``names`` that are finished in ``out``: archived, or pickled."""
-    archived = archive.shards_held(out)
+def finished(out: Path, names: list[str], *, archived_count: bool = True) -> frozenset[str]:
+    """Those of the shard ``names`` that are finished in ``out``: archived (unless not
+    ``archived_count``), or pickled."""
+    archived = archive.shards_held(out) if archived_count else set()
     return frozenset(name for name in names if name in archived or find_shard([out], name) is not None)
 
 
@@ -96,7 +112,7 @@ def copy_plan(source: Path, out: Path) -> None:
 
 
 def examples_path(out: Path, dataset: str, model: str) -> Path:
-    return out / EXAMPLES / f"{dataset}-{model}.pt"
+    return out / EXAMPLES / f"{path_component(dataset)}-{path_component(model)}.pt"
 
 
 def examples_key(path: Path) -> Optional[str]:
