@@ -25,7 +25,7 @@ from benchmarks.provenance import StageTimer
 from signed_saliency import engine, methods, metrics
 from signed_saliency.checks import NonFiniteMaps, find_nonfinite
 from signed_saliency.datasets.core import ImageSet
-from signed_saliency.methods.core import Method, predict
+from signed_saliency.methods.core import Method, UnsupportedModelError, predict
 from signed_saliency.metrics.core import Metric, Progress
 
 
@@ -62,6 +62,34 @@ def _batch(item: PreparedDataset, group: Group, seed: int, device: torch.device)
     )
 
 
+def _root(method: Method) -> Method:
+    while method.parent is not None:
+        method = method.parent
+    return method
+
+
+def explain_supported(model: nn.Module, x: torch.Tensor, target: torch.Tensor, chosen: list[Method],
+                      unsupported: dict[str, str]) -> dict[str, torch.Tensor]:
+    """The maps of those of ``chosen`` that can explain ``model``; a method (with its sign
+    splits) raising :class:`UnsupportedModelError` goes into ``unsupported`` (name to why).
+    Methods that read the model are explained root by root, so one that fails costs the
+    others nothing; the gradient methods still share their one pass."""
+    calls: dict[Optional[Method], list[Method]] = defaultdict(list)
+    for method in chosen:
+        root = _root(method)
+        if root.name not in unsupported:
+            calls[root if root.needs == "model" else None].append(method)
+    maps: dict[str, torch.Tensor] = {}
+    for root, call in calls.items():
+        try:
+            maps.update(methods.explain(model, x, target, call))
+        except UnsupportedModelError as error:
+            if root is None:
+                raise
+            unsupported.update({method.name: str(error) for method in [root, *call]})
+    return maps
+
+
 def _by_metric(pending: list[Shard]) -> dict[Metric, dict[Method, Shard]]:
     chosen: dict[Metric, dict[Method, Shard]] = defaultdict(dict)
     for shard in pending:
@@ -93,6 +121,9 @@ def execute(
     computed = 0
     stopped = False
     nonfinite: dict[tuple[str, str], NonFiniteMaps] = {}  # the maps not scored, to warn of once
+    # per (dataset, model): the methods that cannot explain it, and why; their shards are
+    # recorded as skipped rather than failing the run
+    unsupported: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
 
     def past_deadline() -> bool:
         nonlocal stopped
@@ -117,10 +148,21 @@ def execute(
         item = by_dataset[group.dataset]
         model = item.models[group.model]
         progress.set_postfix_str(f"{group.dataset}/{group.model} batch {group.batch}: maps")
+        key = (group.dataset, group.model)
+        known = set(unsupported[key])
         with timer("maps"):
             batch = _batch(item, group, config.seed, device)
-            maps = methods.explain(model.module, batch.x, batch.predicted, dict.fromkeys(s.method for s in pending))
-        key = (group.dataset, group.model)
+            maps = explain_supported(model.module, batch.x, batch.predicted,
+                                     [methods.get(name) for name in dict.fromkeys(s.method for s in pending)], unsupported[key])
+        for name in sorted(unsupported[key].keys() - known):
+            if name in maps or not any(shard.method == name for shard in pending):
+                continue
+            reason = unsupported[key][name]
+            progress.write(f"warning: skipping {name} on {group.dataset}/{group.model}: {reason}", file=sys.stderr)
+            store.save_skipped(out, group.dataset, group.model, name, reason)
+        explained = [shard for shard in pending if shard.method in maps]
+        progress.update(len(pending) - len(explained))
+        pending = explained
         nonfinite[key] = nonfinite.get(key, NonFiniteMaps()).merged(find_nonfinite(maps))
         label_of = dict(zip(batch.image_ids, item.images.labels[list(group.image_positions)].tolist()))
         shards = _by_metric(pending)
@@ -190,7 +232,8 @@ def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path,
             positions = example_positions(item.images.labels, config.examples, predicted_all == item.images.labels)
             x = item.images.floats(positions).to(device)
             predicted = predicted_all[positions].to(device)
-            maps = methods.explain(model.module, x, predicted, chosen)
+            # no maps of a method that cannot explain the model: execute() has said why
+            maps = explain_supported(model.module, x, predicted, chosen, {})
             store.save_examples(path, {
                 "key": key,
                 "images": item.images.images[positions],
