@@ -104,13 +104,13 @@ def _per_claim(maps: Tensor, method: Method, ground_truth: GroundTruth, measure)
     return MetricOutput(values=values)
 
 
-@register("sign-localisation", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+@register("sign-localisation", cost_ms=3, family="ground-truth", higher_is_better=True, needs_ground_truth=True)
 def sign_localisation(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
     """Share of the map's claimed mass that lies on the object (0 if it claims nothing)."""
     return _per_claim(maps, method, ground_truth, mass_inside)
 
 
-@register("mask-auc", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+@register("mask-auc", cost_ms=2, family="ground-truth", higher_is_better=True, needs_ground_truth=True)
 def mask_auc(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
     """ROC AUC of the map's claim against the object mask (0.5 = chance).
 
@@ -120,14 +120,14 @@ def mask_auc(model, x, target, maps, method, *, seed, ground_truth) -> MetricOut
     return _per_claim(maps, method, ground_truth, roc_auc)
 
 
-@register("pointing-game", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+@register("pointing-game", cost_ms=0.1, family="ground-truth", higher_is_better=True, needs_ground_truth=True)
 def pointing_game(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
     """Whether the peak of |map| lies on the object, sign ignored (every image)."""
     mask, _ = _truth(maps, ground_truth)
     return MetricOutput(values={"": pointing(maps.detach(), mask)})
 
 
-@register("sign-agreement", family="ground-truth", higher_is_better=True, needs_ground_truth=True, revision=2)
+@register("sign-agreement", cost_ms=0.1, family="ground-truth", higher_is_better=True, needs_ground_truth=True, revision=2)
 def sign_agreement(model, x, target, maps, method, *, seed, ground_truth) -> MetricOutput:
     """Share of a signed map's mass on the object whose sign is the object's polarity.
 
