@@ -24,6 +24,7 @@ from benchmarks.prepare import PreparedDataset
 from benchmarks.provenance import StageTimer
 from signed_saliency import engine, methods, metrics
 from signed_saliency.checks import NonFiniteMaps, find_nonfinite
+from signed_saliency.errors import UserError
 from signed_saliency.datasets.core import ImageSet
 from signed_saliency.methods.core import Method, UnsupportedModelError, predict
 from signed_saliency.metrics.core import Metric, Progress
@@ -51,12 +52,20 @@ def step_bar(metric: Metric, quiet: bool) -> Iterator[Optional[Progress]]:
             bar.close()
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``; to a GPU from pinned memory without blocking, so the copy runs
+    while the host prepares the next work (the stream orders it before any kernel using it)."""
+    if device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def _batch(item: PreparedDataset, group: Group, seed: int, device: torch.device) -> engine.Batch:
     """The group's images as the library's batch: maps explain the predicted class."""
     positions = list(group.image_positions)
     images = item.images
     return engine.make_batch(
-        item.models[group.model].module, images.floats(positions).to(device),
+        item.models[group.model].module, to_device(images.floats(positions), device),
         image_ids=images.indices[positions].tolist(), seed=seed + group.batch,
         ground_truth=images.ground_truth.select(positions, device) if images.ground_truth is not None else None,
     )
@@ -140,11 +149,9 @@ def execute(
         with timer(f"metric {metric.name}"), step_bar(metric, quiet) as steps:
             yield steps
 
-    for group, pending in pending_by_group:
-        if not pending:
-            continue
-        if past_deadline():
-            break
+    def run_group(group: Group, pending: list[Shard]) -> None:
+        """The group's maps, then its shards, each written as its metric call returns."""
+        nonlocal computed
         item = by_dataset[group.dataset]
         model = item.models[group.model]
         progress.set_postfix_str(f"{group.dataset}/{group.model} batch {group.batch}: maps")
@@ -152,8 +159,8 @@ def execute(
         known = set(unsupported[key])
         with timer("maps"):
             batch = _batch(item, group, config.seed, device)
-            maps = explain_supported(model.module, batch.x, batch.predicted,
-                                     [methods.get(name) for name in dict.fromkeys(s.method for s in pending)], unsupported[key])
+            chosen = [methods.get(name) for name in dict.fromkeys(shard.method for shard in pending)]
+            maps = explain_supported(model.module, batch.x, batch.predicted, chosen, unsupported[key])
         for name in sorted(unsupported[key].keys() - known):
             if name in maps or not any(shard.method == name for shard in pending):
                 continue
@@ -182,6 +189,21 @@ def execute(
                 computed += 1
                 progress.update()
             after_call(computed)
+
+    for group, pending in pending_by_group:
+        if not pending:
+            continue
+        if past_deadline():
+            break
+        try:
+            run_group(group, pending)
+        except torch.OutOfMemoryError:
+            progress.close()
+            raise UserError(
+                f"out of memory on {device} in {group.dataset}/{group.model} batch {group.batch} at batch size "
+                f"{config.batch_size}: the {computed} shards computed are saved; rerun with --batch-size "
+                f"{max(1, config.batch_size // 2)} (finished shards of other batch sizes are not reused)"
+            ) from None
         if stopped:
             break
     progress.close()

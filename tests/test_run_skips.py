@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import torch
 
 from benchmarks import run, store
 from signed_saliency import methods
@@ -42,3 +43,30 @@ def test_a_method_that_cannot_explain_the_model_is_skipped_recorded_and_the_run_
         assert sorted(record["method"] for record in manifest["skipped"]) == names
     finally:
         methods.registry.unregister("unsupported-test")
+
+
+def test_out_of_memory_is_one_line_naming_half_the_batch_size_and_keeps_finished_shards(workspace, capsys):
+    tmp, config = workspace
+    calls = []
+
+    @register("memory-hungry-test", direction="magnitude", needs="model")
+    def memory_hungry(model, x, target):
+        calls.append(len(x))
+        if len(calls) == 2:  # the second batch does not fit
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return x.mean(dim=1)
+
+    try:
+        out = tmp / "m"
+        argv = ["--config", config(), "--methods", "saliency,memory-hungry-test", "--batch-size", "4",
+                "--out", str(out), "--quiet"]
+        assert run.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: out of memory on cpu in signed-shapes/cnn batch ")
+        assert "rerun with --batch-size 2" in err
+        plan = json.loads((out / "plan.json").read_text())
+        finished = store.finished(out, plan["shards"])
+        assert len(finished) == len(plan["shards"]) // 2  # the first batch's shards, every one
+        assert {name.split("/")[2] for name in finished} == {"saliency", "memory-hungry-test"}
+    finally:
+        methods.registry.unregister("memory-hungry-test")
