@@ -17,6 +17,7 @@ from benchmarks.plan import Group, parse_shard_spec, stable_hash
 from benchmarks.prepare import CheckpointChoice
 from benchmarks.plugins import import_plugins
 from signed_saliency import datasets, methods, metrics, models
+from signed_saliency.metrics import quantus_adapter
 from signed_saliency.errors import UserError
 
 
@@ -83,6 +84,10 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _cost(cost_ms: float | None) -> str:
+    return "? ms" if cost_ms is None else f"{cost_ms:,.{1 if cost_ms < 1 else 0}f} ms"
+
+
 def list_registered() -> str:
     lines = ["datasets:"]
     for spec in datasets.registry:
@@ -93,16 +98,30 @@ def list_registered() -> str:
     lines.append("models:")
     lines += [f"  {spec.name:<16} {spec.description}" for spec in models.registry]
     width = max(map(len, methods.names()), default=0)
-    lines.append(f"methods:{'':<{width - 5}}direction  score   family")
+    family_width = max((len(m.family) for m in methods.registry), default=0)
+    lines.append(f"methods:{'':<{width - 5}}direction  score   {'family':<{family_width}} cost  library")
     lines += [
-        f"  {m.name:<{width}} {m.direction:<10} {m.score:<7} {m.family:<11} {m.description}" for m in methods.registry
+        f"  {m.name:<{width}} {m.direction:<10} {m.score:<7} {m.family:<{family_width}} {m.cost:<5} "
+        f"{m.library or '(own)':<8} {m.description}"
+        for m in methods.registry
     ]
-    lines.append("metrics:")
-    for metric in metrics.registry:
+    registered = list(metrics.registry)
+    width = max((len(metric.name) for metric in registered), default=0)
+    family_width = max((len(metric.family) for metric in registered), default=0)
+    lines.append("metrics (ms/image: measured, see the README; x the method's cost where it re-explains):")
+    for metric in registered:
         settings = ", ".join(f"{k}={v!r}" for k, v in metric.defaults().items())
-        lines.append(f"  {metric.name:<22} {metric.family:<13} {metric.description}")
+        lines.append(f"  {metric.name:<{width}} {metric.family:<{family_width}} {'higher' if metric.higher_is_better else 'lower':<6} "
+                     f"{_cost(metric.cost_ms):>8}  {metric.description}")
         if settings:
-            lines.append(f"  {'':<22} settings: {settings}")
+            lines.append(f"  {'':<{width}} settings: {settings}")
+    names = quantus_adapter.supported_names()
+    width = max(map(len, names), default=0)
+    lines.append("Quantus metrics by name (quantus:<Class>, settings are the class's own keyword arguments):")
+    for name in names:
+        spec = quantus_adapter.SPECS[name[len(quantus_adapter.PREFIX):]]
+        lines.append(f"  {name:<{width}} {spec.category:<13} {_cost(spec.cost_ms):>8}"
+                     f"{'  re-explains' if spec.explains else ''}")
     return "\n".join(lines)
 
 

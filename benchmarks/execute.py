@@ -24,8 +24,9 @@ from benchmarks.prepare import PreparedDataset
 from benchmarks.provenance import StageTimer
 from signed_saliency import engine, methods, metrics
 from signed_saliency.checks import NonFiniteMaps, find_nonfinite
+from signed_saliency.errors import UserError
 from signed_saliency.datasets.core import ImageSet
-from signed_saliency.methods.core import Method, predict
+from signed_saliency.methods.core import Method, UnsupportedModelError, predict
 from signed_saliency.metrics.core import Metric, Progress
 
 
@@ -51,15 +52,51 @@ def step_bar(metric: Metric, quiet: bool) -> Iterator[Optional[Progress]]:
             bar.close()
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``; to a GPU from pinned memory without blocking, so the copy runs
+    while the host prepares the next work (the stream orders it before any kernel using it)."""
+    if device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def _batch(item: PreparedDataset, group: Group, seed: int, device: torch.device) -> engine.Batch:
     """The group's images as the library's batch: maps explain the predicted class."""
     positions = list(group.image_positions)
     images = item.images
     return engine.make_batch(
-        item.models[group.model].module, images.floats(positions).to(device),
+        item.models[group.model].module, to_device(images.floats(positions), device),
         image_ids=images.indices[positions].tolist(), seed=seed + group.batch,
         ground_truth=images.ground_truth.select(positions, device) if images.ground_truth is not None else None,
     )
+
+
+def _root(method: Method) -> Method:
+    while method.parent is not None:
+        method = method.parent
+    return method
+
+
+def explain_supported(model: nn.Module, x: torch.Tensor, target: torch.Tensor, chosen: list[Method],
+                      unsupported: dict[str, str]) -> dict[str, torch.Tensor]:
+    """The maps of those of ``chosen`` that can explain ``model``; a method (with its sign
+    splits) raising :class:`UnsupportedModelError` goes into ``unsupported`` (name to why).
+    Methods that read the model are explained root by root, so one that fails costs the
+    others nothing; the gradient methods still share their one pass."""
+    calls: dict[Optional[Method], list[Method]] = defaultdict(list)
+    for method in chosen:
+        root = _root(method)
+        if root.name not in unsupported:
+            calls[root if root.needs == "model" else None].append(method)
+    maps: dict[str, torch.Tensor] = {}
+    for root, call in calls.items():
+        try:
+            maps.update(methods.explain(model, x, target, call))
+        except UnsupportedModelError as error:
+            if root is None:
+                raise
+            unsupported.update({method.name: str(error) for method in [root, *call]})
+    return maps
 
 
 def _by_metric(pending: list[Shard]) -> dict[Metric, dict[Method, Shard]]:
@@ -93,6 +130,9 @@ def execute(
     computed = 0
     stopped = False
     nonfinite: dict[tuple[str, str], NonFiniteMaps] = {}  # the maps not scored, to warn of once
+    # per (dataset, model): the methods that cannot explain it, and why; their shards are
+    # recorded as skipped rather than failing the run
+    unsupported: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
 
     def past_deadline() -> bool:
         nonlocal stopped
@@ -109,18 +149,27 @@ def execute(
         with timer(f"metric {metric.name}"), step_bar(metric, quiet) as steps:
             yield steps
 
-    for group, pending in pending_by_group:
-        if not pending:
-            continue
-        if past_deadline():
-            break
+    def run_group(group: Group, pending: list[Shard]) -> None:
+        """The group's maps, then its shards, each written as its metric call returns."""
+        nonlocal computed
         item = by_dataset[group.dataset]
         model = item.models[group.model]
         progress.set_postfix_str(f"{group.dataset}/{group.model} batch {group.batch}: maps")
+        key = (group.dataset, group.model)
+        known = set(unsupported[key])
         with timer("maps"):
             batch = _batch(item, group, config.seed, device)
-            maps = methods.explain(model.module, batch.x, batch.predicted, dict.fromkeys(s.method for s in pending))
-        key = (group.dataset, group.model)
+            chosen = [methods.get(name) for name in dict.fromkeys(shard.method for shard in pending)]
+            maps = explain_supported(model.module, batch.x, batch.predicted, chosen, unsupported[key])
+        for name in sorted(unsupported[key].keys() - known):
+            if name in maps or not any(shard.method == name for shard in pending):
+                continue
+            reason = unsupported[key][name]
+            progress.write(f"warning: skipping {name} on {group.dataset}/{group.model}: {reason}", file=sys.stderr)
+            store.save_skipped(out, group.dataset, group.model, name, reason)
+        explained = [shard for shard in pending if shard.method in maps]
+        progress.update(len(pending) - len(explained))
+        pending = explained
         nonfinite[key] = nonfinite.get(key, NonFiniteMaps()).merged(find_nonfinite(maps))
         label_of = dict(zip(batch.image_ids, item.images.labels[list(group.image_positions)].tolist()))
         shards = _by_metric(pending)
@@ -140,6 +189,21 @@ def execute(
                 computed += 1
                 progress.update()
             after_call(computed)
+
+    for group, pending in pending_by_group:
+        if not pending:
+            continue
+        if past_deadline():
+            break
+        try:
+            run_group(group, pending)
+        except torch.OutOfMemoryError:
+            progress.close()
+            raise UserError(
+                f"out of memory on {device} in {group.dataset}/{group.model} batch {group.batch} at batch size "
+                f"{config.batch_size}: the {computed} shards computed are saved; rerun with --batch-size "
+                f"{max(1, config.batch_size // 2)} (finished shards of other batch sizes are not reused)"
+            ) from None
         if stopped:
             break
     progress.close()
@@ -193,7 +257,8 @@ def save_examples(prepared: list[PreparedDataset], config: RunConfig, out: Path,
                                           predicted_all == item.images.labels if comparable else None)
             x = item.images.floats(positions).to(device)
             predicted = predicted_all[positions].to(device)
-            maps = methods.explain(model.module, x, predicted, chosen)
+            # no maps of a method that cannot explain the model: execute() has said why
+            maps = explain_supported(model.module, x, predicted, chosen, {})
             store.save_examples(path, {
                 "key": key,
                 "images": item.images.images[positions],

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from benchmarks import store
 from benchmarks.files import write_atomically
 from signed_saliency import methods
 
@@ -170,6 +171,8 @@ def write_manifest(
             if (how := metric.implementation_on(config.metric_settings(metric.name), device))
         },
         "checkpoints": checkpoints,
+        # (dataset, model, method) pairs left out: the method cannot explain the architecture
+        "skipped": store.skipped([out]),
         "git_commit": _git_commit(),
         "device": str(device),
         "torch_threads": torch.get_num_threads(),

@@ -135,6 +135,9 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
               file=sys.stderr)
     if scores.empty:
         raise UserError("no finished shards to report on")
+    for record in collected.skipped:
+        print(f"note: {record['method']} was skipped on {record['dataset']}/{record['model']}: {record['reason']}",
+              file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     if all(out.resolve() != directory.resolve() for directory in directories):
         # the merged folder is a run's folder too: a later report, rerun or benchmarks.paper reads its plan

@@ -164,10 +164,12 @@ def is_library_code(fn: Callable) -> bool:
 def user_code(kind: str, name: str, fn: Callable) -> Iterator[None]:
     """Run a method's or metric's own code: an exception from a user's (not the library's)
     becomes a one-line :class:`MethodError`/:class:`MetricError` naming the plugin, the
-    ``kind`` ("method" or "metric"), ``name`` and the exception, the original chained."""
+    ``kind`` ("method" or "metric"), ``name`` and the exception, the original chained.
+    Out of memory passes through: it is the device's, not the plugin's, and a runner
+    answers it with a smaller batch size."""
     try:
         yield
-    except UserError:
+    except (UserError, torch.OutOfMemoryError):
         raise
     except Exception as error:
         if is_library_code(fn):

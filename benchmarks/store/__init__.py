@@ -4,6 +4,7 @@
     <out>/shards/<shard name>        one finished shard's rows, a pickle (git-ignored)
     <out>/archive/...                every finished shard's rows, committable (see .archive)
     <out>/examples/<dataset>-<model>.pt   images and maps for the qualitative figures
+    <out>/skipped/<dataset>/<model>/<method>.json   a method that cannot explain a model, and why
 
 A shard's *name* (:func:`shard_name`) is its path under ``shards/``; plan.json lists the
 names and the archive keys its rows by them, so a name is also the shard's identity.
@@ -29,6 +30,7 @@ from signed_saliency.errors import UserError
 PLAN = "plan.json"
 SHARDS = "shards"
 EXAMPLES = "examples"
+SKIPPED = "skipped"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -92,6 +94,24 @@ def finished(out: Path, names: list[str], *, archived_count: bool = True) -> fro
     ``archived_count``), or pickled."""
     archived = archive.shards_held(out) if archived_count else set()
     return frozenset(name for name in names if name in archived or find_shard([out], name) is not None)
+
+
+def save_skipped(out: Path, dataset: str, model: str, method: str, reason: str) -> None:
+    """Record that ``method`` cannot explain ``model`` (its shards are left out, not missing);
+    one file per pair, so slices of a run that meet the same pair never write one file."""
+    record = {"dataset": dataset, "model": model, "method": method, "reason": reason}
+    write_atomically(out / SKIPPED / dataset / model / f"{method}.json",
+                     lambda temporary: temporary.write_text(json.dumps(record, indent=1)))
+
+
+def skipped(directories: list[Path]) -> list[dict[str, str]]:
+    """Every (dataset, model, method) pair recorded by :func:`save_skipped` in ``directories``."""
+    records = {}
+    for directory in directories:
+        for path in sorted((directory / SKIPPED).glob("*/*/*.json")):
+            record = json.loads(path.read_text())
+            records[(record["dataset"], record["model"], record["method"])] = record
+    return list(records.values())
 
 
 def write_plan(out: Path, plan: dict[str, Any]) -> None:
@@ -169,6 +189,7 @@ class Collected:
     curves: pd.DataFrame  # per image, of the shards whose pickles are here (curves.csv)
     curve_statistics: pd.DataFrame  # per shard and curve point, of every finished shard (the figures)
     missing: list[str]
+    skipped: list[dict[str, str]]  # (dataset, model, method) pairs a method cannot explain: see save_skipped
     rows: dict[str, dict[str, pd.DataFrame]]  # shard to its scores and curve statistics: what is archived
 
     @property
@@ -178,8 +199,8 @@ class Collected:
 
 def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *, curves: bool = True) -> Collected:
     """The plan and every finished shard's rows across ``directories`` (of ``only_metrics``
-    if given; without the curves where ``curves`` is false), plus the missing shards. A
-    shard's pickle wins over its archived rows."""
+    if given; without the curves where ``curves`` is false), plus the missing shards (not
+    those of a skipped pair). A shard's pickle wins over its archived rows."""
     plans = [read_plan(directory) for directory in directories]
     plan = plans[0]
     for directory, other in zip(directories[1:], plans[1:]):
@@ -188,9 +209,13 @@ def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *,
     archived: dict[str, dict[str, pd.DataFrame]] = {}
     for directory in reversed(directories):
         archived.update(archive.read(directory))
+    skipped_pairs = skipped(directories)
+    left_out = {(record["dataset"], record["model"], record["method"]) for record in skipped_pairs}
     per_image_curves, rows, missing = [], {}, []
     for name in plan["shards"]:
         if only_metrics is not None and metric_of(name) not in only_metrics:
+            continue
+        if tuple(name.split("/")[:3]) in left_out:
             continue
         path = find_shard(directories, name)
         if path is not None:
@@ -211,6 +236,7 @@ def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *,
         curves=_concat(per_image_curves),
         curve_statistics=_concat([shard["curve-statistics"] for shard in rows.values()]),
         missing=missing,
+        skipped=skipped_pairs,
         rows=rows,
     )
 

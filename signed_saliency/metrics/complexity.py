@@ -34,13 +34,13 @@ def entropy(maps: Tensor) -> Tensor:
     return result.where(total.squeeze(1) > 0, torch.full_like(result, float("nan"))).float()
 
 
-@register("sparseness", family="complexity", higher_is_better=True)
+@register("sparseness", cost_ms=0.2, family="complexity", higher_is_better=True)
 def sparseness(call: MetricCall) -> MetricOutput:
     """Gini index of |map|: 0 for a uniform map, towards 1 for a single pixel."""
     return MetricOutput.of({"": gini(call.maps)})
 
 
-@register("complexity", family="complexity", higher_is_better=False)
+@register("complexity", cost_ms=0.2, family="complexity", higher_is_better=False)
 def complexity(call: MetricCall) -> MetricOutput:
     """Entropy of |map| / sum |map|: 0 for a single pixel, log(H*W) for a uniform map."""
     return MetricOutput.of({"": entropy(call.maps)})

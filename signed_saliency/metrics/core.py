@@ -165,6 +165,11 @@ class Metric:
     needs_ground_truth: bool = False
     curve_x: str = "fraction of pixels perturbed"  # what a curve's x is, for plots
     description: str = ""
+    # ms per image at the default settings, measured with one-gradient-pass maps (saliency)
+    # on the shipped 32-px CNNs (CIFAR-10; signed-shapes where ground truth is needed), one
+    # CPU thread: what `--list` shows to plan a run. Metrics that re-explain (the sanity
+    # checks) multiply theirs by the method's cost. None: not measured (a plugin's).
+    cost_ms: Optional[float] = None
     jointly: bool = False  # fn takes a JointCall of every method and scores them together
     reports_progress: bool = False  # fn calls ``call.report``: a caller may show its progress
     # the metric only runs forward passes on changed images, so the runner may give it a

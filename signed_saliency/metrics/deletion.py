@@ -47,7 +47,7 @@ def paper_masks(maps: Tensor, fractions: Sequence[float]) -> Tensor:
     return (normalised > thresholds) & (normalised != 0)
 
 
-@register("deletion-paper", family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted",
+@register("deletion-paper", cost_ms=59, family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted",
           checks={"fractions": each(fraction(below_one=True)), "baselines": optional(each(one_of(tuple(_PAPER_VALUES))))})
 def deletion_paper(
     call: MetricCall,
@@ -100,7 +100,7 @@ def deletion_ranking(direction: str, baseline: str) -> str:
 
 # Revision 2 for signed maps: deleting to white ranked them most positive first, against
 # their claim (brightening those pixels raises the score)
-@register("deletion", family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted",
+@register("deletion", cost_ms=127, family="perturbation", forward_only=True, higher_is_better=False, curve_x="fraction of pixels deleted",
           direction_revisions={"signed": 2},
           checks={"steps": at_least(1), "baselines": optional(each(one_of(BASELINES))), "mean": optional(each(at_least(0))),
                   "blur_kernel": odd_size, "blur_sigma": above(0)})

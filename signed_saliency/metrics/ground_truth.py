@@ -115,14 +115,14 @@ def _per_claim(call: MetricCall, measure) -> MetricOutput:
     return MetricOutput(values=values)
 
 
-@register("sign-localisation", family="ground-truth", higher_is_better=True, needs_ground_truth=True,
+@register("sign-localisation", cost_ms=3, family="ground-truth", higher_is_better=True, needs_ground_truth=True,
           undefined=not_applicable)
 def sign_localisation(call: MetricCall) -> MetricOutput:
     """Share of the map's claimed mass that lies on the object (0 if it claims nothing)."""
     return _per_claim(call, mass_inside)
 
 
-@register("mask-auc", family="ground-truth", higher_is_better=True, needs_ground_truth=True, undefined=not_applicable)
+@register("mask-auc", cost_ms=2, family="ground-truth", higher_is_better=True, needs_ground_truth=True, undefined=not_applicable)
 def mask_auc(call: MetricCall) -> MetricOutput:
     """ROC AUC of the map's claim against the object mask (0.5 = chance).
 
@@ -132,14 +132,14 @@ def mask_auc(call: MetricCall) -> MetricOutput:
     return _per_claim(call, roc_auc)
 
 
-@register("pointing-game", family="ground-truth", higher_is_better=True, needs_ground_truth=True)
+@register("pointing-game", cost_ms=0.1, family="ground-truth", higher_is_better=True, needs_ground_truth=True)
 def pointing_game(call: MetricCall) -> MetricOutput:
     """Whether the peak of |map| lies on the object, sign ignored (every image)."""
     mask, _ = _truth(call.maps, call.ground_truth)
     return MetricOutput(values={"": pointing(call.maps.detach(), mask)})
 
 
-@register("sign-agreement", family="ground-truth", higher_is_better=True, needs_ground_truth=True, revision=2)
+@register("sign-agreement", cost_ms=0.1, family="ground-truth", higher_is_better=True, needs_ground_truth=True, revision=2)
 def sign_agreement(call: MetricCall) -> MetricOutput:
     """Share of a signed map's mass on the object whose sign is the object's polarity.
 

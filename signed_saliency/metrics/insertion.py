@@ -25,7 +25,7 @@ def insertion_orders(maps: Tensor, direction: str) -> dict[str, Tensor]:
     return {"highest-first": maps}
 
 
-@register("insertion", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels inserted",
+@register("insertion", cost_ms=62, family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels inserted",
           checks={"steps": at_least(1), "blur_kernel": odd_size, "blur_sigma": above(0)})
 def insertion(
     call: MetricCall,

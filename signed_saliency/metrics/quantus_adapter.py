@@ -266,6 +266,7 @@ def quantus_metric(full_name: str) -> Metric:
         family=SPECS[name].category,
         higher_is_better=cls.score_direction.name == "HIGHER",
         needs_ground_truth=SPECS[name].category == "localisation",
+        cost_ms=SPECS[name].cost_ms,
         curve_x="fraction of the perturbation steps",
         # Quantus takes a baseline as a name or a number: a string default is no type to hold a value to
         checks={key: name_or_number for key, value in defaults.items() if isinstance(value, str)},

@@ -145,6 +145,7 @@ class QuantusSpec:
     every call (said why in the module docstring); ``fixed``: the ones that are no setting."""
 
     category: str
+    cost_ms: Optional[float] = None  # as Metric.cost_ms; measured, see the README's Quantus table
     reduce: Callable[[Any, int, Any], tuple[np.ndarray, Optional[np.ndarray]]] = _per_image
     overrides: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -156,45 +157,45 @@ class QuantusSpec:
 _CURVES = {"reduce": _curve_area}
 SPECS: dict[str, QuantusSpec] = {
     # faithfulness
-    "FaithfulnessCorrelation": QuantusSpec("faithfulness"),
-    "FaithfulnessEstimate": QuantusSpec("faithfulness"),
-    "MonotonicityCorrelation": QuantusSpec("faithfulness"),
-    "Monotonicity": QuantusSpec("faithfulness"),
-    "PixelFlipping": QuantusSpec("faithfulness", **_CURVES),
-    "RegionPerturbation": QuantusSpec("faithfulness", **_CURVES),
-    "Selectivity": QuantusSpec("faithfulness", **_CURVES),
-    "ROAD": QuantusSpec("faithfulness", reduce=_road, keep_postprocess=False),
-    "IROF": QuantusSpec("faithfulness", fixed={"perturb_func": irof_replacement_by_mask}),
-    "Infidelity": QuantusSpec("faithfulness"),
-    "SensitivityN": QuantusSpec("faithfulness", reduce=_batch_mean),
-    "Sufficiency": QuantusSpec("faithfulness", per_image_normalise=False),
+    "FaithfulnessCorrelation": QuantusSpec("faithfulness", cost_ms=119),
+    "FaithfulnessEstimate": QuantusSpec("faithfulness", cost_ms=31),
+    "MonotonicityCorrelation": QuantusSpec("faithfulness", cost_ms=3615),
+    "Monotonicity": QuantusSpec("faithfulness", cost_ms=29),
+    "PixelFlipping": QuantusSpec("faithfulness", cost_ms=41, **_CURVES),
+    "RegionPerturbation": QuantusSpec("faithfulness", cost_ms=96, **_CURVES),
+    "Selectivity": QuantusSpec("faithfulness", cost_ms=98, **_CURVES),
+    "ROAD": QuantusSpec("faithfulness", cost_ms=13, reduce=_road, keep_postprocess=False),
+    "IROF": QuantusSpec("faithfulness", cost_ms=187, fixed={"perturb_func": irof_replacement_by_mask}),
+    "Infidelity": QuantusSpec("faithfulness", cost_ms=858),
+    "SensitivityN": QuantusSpec("faithfulness", cost_ms=45, reduce=_batch_mean),
+    "Sufficiency": QuantusSpec("faithfulness", cost_ms=3, per_image_normalise=False),
     # robustness
-    "MaxSensitivity": QuantusSpec("robustness", explains=True),
-    "AvgSensitivity": QuantusSpec("robustness", explains=True),
-    "LocalLipschitzEstimate": QuantusSpec("robustness", explains=True),
-    "RelativeInputStability": QuantusSpec("robustness", explains=True),
-    "RelativeOutputStability": QuantusSpec("robustness", explains=True),
-    "Continuity": QuantusSpec("robustness", explains=True),
+    "MaxSensitivity": QuantusSpec("robustness", cost_ms=966, explains=True),
+    "AvgSensitivity": QuantusSpec("robustness", cost_ms=1031, explains=True),
+    "LocalLipschitzEstimate": QuantusSpec("robustness", cost_ms=1100, explains=True),
+    "RelativeInputStability": QuantusSpec("robustness", cost_ms=1366, explains=True),
+    "RelativeOutputStability": QuantusSpec("robustness", cost_ms=1486, explains=True),
+    "Continuity": QuantusSpec("robustness", cost_ms=162, explains=True),
     # localisation (needs_ground_truth)
-    "PointingGame": QuantusSpec("localisation"),
-    "AttributionLocalisation": QuantusSpec("localisation", overrides={"abs": False, "positive_attributions": True}),
-    "TopKIntersection": QuantusSpec("localisation"),
-    "RelevanceRankAccuracy": QuantusSpec("localisation"),
-    "RelevanceMassAccuracy": QuantusSpec("localisation"),
-    "AUC": QuantusSpec("localisation"),
+    "PointingGame": QuantusSpec("localisation", cost_ms=2),
+    "AttributionLocalisation": QuantusSpec("localisation", cost_ms=2, overrides={"abs": False, "positive_attributions": True}),
+    "TopKIntersection": QuantusSpec("localisation", cost_ms=1),
+    "RelevanceRankAccuracy": QuantusSpec("localisation", cost_ms=2),
+    "RelevanceMassAccuracy": QuantusSpec("localisation", cost_ms=1),
+    "AUC": QuantusSpec("localisation", cost_ms=10),
     # axiomatic
-    "Completeness": QuantusSpec("axiomatic", overrides={"normalise": False}),
-    "NonSensitivity": QuantusSpec("axiomatic", fixed={"features_in_step": 1}),
-    "InputInvariance": QuantusSpec("axiomatic", explains=True),
+    "Completeness": QuantusSpec("axiomatic", cost_ms=4, overrides={"normalise": False}),
+    "NonSensitivity": QuantusSpec("axiomatic", cost_ms=3001, fixed={"features_in_step": 1}),
+    "InputInvariance": QuantusSpec("axiomatic", cost_ms=14, explains=True),
     # randomisation
-    "MPRT": QuantusSpec("randomisation", reduce=_randomised_layers, explains=True),
-    "SmoothMPRT": QuantusSpec("randomisation", reduce=_randomised_layers, explains=True),
-    "EfficientMPRT": QuantusSpec("randomisation", explains=True),
-    "RandomLogit": QuantusSpec("randomisation", explains=True),
+    "MPRT": QuantusSpec("randomisation", cost_ms=62, reduce=_randomised_layers, explains=True),
+    "SmoothMPRT": QuantusSpec("randomisation", cost_ms=1810, reduce=_randomised_layers, explains=True),
+    "EfficientMPRT": QuantusSpec("randomisation", cost_ms=18, explains=True),
+    "RandomLogit": QuantusSpec("randomisation", cost_ms=7, explains=True),
     # complexity
-    "Sparseness": QuantusSpec("complexity"),
-    "Complexity": QuantusSpec("complexity"),
-    "EffectiveComplexity": QuantusSpec("complexity"),
+    "Sparseness": QuantusSpec("complexity", cost_ms=1),
+    "Complexity": QuantusSpec("complexity", cost_ms=1),
+    "EffectiveComplexity": QuantusSpec("complexity", cost_ms=2),
 }
 
 

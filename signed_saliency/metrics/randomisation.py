@@ -173,7 +173,7 @@ def _references(maps: Mapping[str, Tensor], methods: Sequence[Method], x: Tensor
 
 
 @register(
-    "randomisation", family="sanity", higher_is_better=False, curve_x="layers randomised, from the output", jointly=True,
+    "randomisation", cost_ms=239, family="sanity", higher_is_better=False, curve_x="layers randomised, from the output", jointly=True,
     reports_progress=True,
     checks={"modes": each(one_of(MODES)), "measures": each(one_of(MEASURES)), "max_layers": optional(at_least(1)),
             "layer_stride": at_least(1), "chunk_size": at_least(1), "hog_cell": at_least(1)},
@@ -234,7 +234,7 @@ def randomisation(
     }
 
 
-@register("random-logit", family="sanity", higher_is_better=False, jointly=True,
+@register("random-logit", cost_ms=17, family="sanity", higher_is_better=False, jointly=True,
           checks={"measures": each(one_of(MEASURES)), "chunk_size": at_least(1), "hog_cell": at_least(1)})
 def random_logit(
     call: JointCall,

@@ -262,6 +262,7 @@ def chosen_solver(solver: str, device: torch.device) -> str:
 
 @register(
     "road",
+    cost_ms=239,
     family="perturbation",
     forward_only=True,
     higher_is_better=True,

@@ -53,7 +53,7 @@ def move_pixels(x: Tensor, mask: Tensor, moves: Tensor, regime: str, eps: float)
     return torch.where(mask, moved, x)
 
 
-@register("sign-flip", family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels moved",
+@register("sign-flip", cost_ms=62, family="perturbation", forward_only=True, higher_is_better=True, curve_x="fraction of pixels moved",
           checks={"fractions": each(fraction()), "regimes": each(one_of(REGIMES)), "eps": at_least(0)})
 def sign_flip(
     call: MetricCall,
