@@ -150,13 +150,13 @@ class SuiteConfig:
 def _expand(chosen: list[str], registered: list[str], kind: str, everything: Optional[list[str]] = None) -> list[str]:
     """Names and timm-style patterns (``"smoothgrad*"``, fnmatch) to registered names, in
     the order chosen, each once; a name that is not registered is left for the registry to
-    report, and a pattern that matches nothing is an error. ``"*"`` alone is
-    ``everything`` (default: every registered name)."""
-    if ALL in chosen:
-        return registered if everything is None else everything
+    report, and a pattern that matches nothing is an error. ``"*"`` is ``everything``
+    (default: every registered name), alone or beside other names."""
     names = []
     for entry in chosen:
-        if any(character in entry for character in "*?["):
+        if entry == ALL:  # beside other names (quantus: ones, say), it adds to them
+            names += registered if everything is None else everything
+        elif any(character in entry for character in "*?["):
             matched = fnmatch.filter(registered, entry)
             if not matched:
                 raise UserError(f"no {kind} matches {entry!r}; valid: {', '.join(registered)}")

@@ -419,3 +419,6 @@ def test_methods_and_metrics_may_be_named_by_pattern():
     assert config.method_names() == [
         "integrated-gradients", "integrated-gradients-positive", "integrated-gradients-negative", "saliency"]
     assert config.metric_names() == ["deletion-paper", "deletion"]
+    beside = RunConfig(name="y", datasets=[DatasetRun(name="cifar10", models=["cnn"])],
+                       metrics=["*", "quantus:Sparseness"])
+    assert beside.metric_names()[-1] == "quantus:Sparseness" and "deletion" in beside.metric_names()
