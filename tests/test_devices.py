@@ -23,8 +23,8 @@ TO_CPU = re.compile(r"\.cpu\(\)|\.numpy\(\)|[\"']cpu[\"']")
 ALLOWED = {
     "metrics/road.py": (6, "solver 'exact' is scipy's SuperLU, a CPU solver by nature; impute() is the NumPy "
                         "reference the tests use; 'auto' picks the solver by asking whether the model is on a CPU"),
-    "metrics/perturbation.py": (2, "to_cpu: each metric's final per-image values and curves, once per call; "
-                                "the CPU is the fallback device of a model without tensors"),
+    "metrics/core.py": (1, "to_cpu (MetricOutput.of): each metric's final per-image values and curves, once per call"),
+    "metrics/perturbation.py": (1, "the CPU is the fallback device of a model without tensors"),
     "metrics/quantus_adapter.py": (11, "Quantus takes NumPy batches and calls models and explain_func on NumPy: "
                                    "the adapter converts at that boundary, once per Quantus call"),
     "methods/captum_more.py": (2, "skimage's SLIC superpixels run on NumPy images, once per batch"),

@@ -112,7 +112,7 @@ def test_road_runs_on_rgb_32x32_and_reports_the_gap():
     x = torch.rand(4, 3, 32, 32)
     target = torch.tensor([0, 1, 2, 3])
     maps = torch.rand(4, 32, 32)
-    out = metrics.get("road")(model, x, target, maps, givengiven_method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
+    out = metrics.get("road")(model, x, target, maps, given_method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
     assert model.training
     assert set(out.curves) == {f"{o}/{s}" for o in ("morf", "lerf") for s in ("accuracy", "probability")}
     assert set(out.values) == {"accuracy", "probability"}
@@ -121,7 +121,7 @@ def test_road_runs_on_rgb_32x32_and_reports_the_gap():
         assert gap.shape == (4,) and torch.isfinite(gap).all()
         lerf, morf = out.curves[f"lerf/{score}"], out.curves[f"morf/{score}"]
         assert torch.allclose(gap, torch.trapezoid(lerf.y - morf.y, lerf.x, dim=1) / 0.6, atol=1e-6)
-    again = metrics.get("road")(model, x, target, maps, givengiven_method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
+    again = metrics.get("road")(model, x, target, maps, given_method("increase"), fractions=(0.2, 0.5, 0.8), seed=3)
     assert torch.equal(again.curves["morf/probability"].y, out.curves["morf/probability"].y)
 
 
@@ -131,7 +131,7 @@ def test_road_removes_most_then_least_relevant_pixels():
     maps = torch.arange(64.0).view(1, 8, 8)
     target = torch.zeros(1, dtype=torch.long)
     recorder = Recorder(classes=3)
-    metrics.get("road")(recorder, x, target, maps, givengiven_method("increase"), fractions=(0.25,), noise=0.0)
+    metrics.get("road")(recorder, x, target, maps, given_method("increase"), fractions=(0.25,), noise=0.0)
     morf, lerf = torch.cat(recorder.seen)
     changed = lambda image: (image != x[0]).any(dim=0).flatten()  # noqa: E731
     assert torch.equal(changed(morf).nonzero().flatten(), torch.arange(48, 64))
@@ -145,7 +145,7 @@ def test_road_rejects_removing_everything(tiny_cnn):
             torch.rand(1, 3, 8, 8),
             torch.zeros(1, dtype=torch.long),
             torch.rand(1, 8, 8),
-            givengiven_method("increase"),
+            given_method("increase"),
             fractions=(1.0,),
         )
 
@@ -155,8 +155,8 @@ def test_road_reports_each_imputed_step_without_changing_its_values():
     x, maps, target = torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8), torch.tensor([0, 1])
     heard = []
     road = metrics.get("road")
-    out = road(model, x, target, maps, givengiven_method("increase"), fractions=(0.2, 0.5), progress=lambda *a: heard.append(a))
+    out = road(model, x, target, maps, given_method("increase"), fractions=(0.2, 0.5), progress=lambda *a: heard.append(a))
     assert heard == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # MoRF and LeRF, two fractions each
-    silent = road(model, x, target, maps, givengiven_method("increase"), fractions=(0.2, 0.5))
+    silent = road(model, x, target, maps, given_method("increase"), fractions=(0.2, 0.5))
     assert torch.equal(out.values["probability"], silent.values["probability"])
     assert "progress" not in road.defaults()  # a call parameter, not a setting configs could change
