@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from benchmarks.files import write_atomically
+from benchmarks.paths import portable
 from benchmarks.page.folder import ALPHA, FAMILY_COLOURS, PAGE, SUITE_TABLES, Folder, anchor_id, escape, figure_files, read_folder
 from benchmarks.page.tables import arrow, effect_heatmap, forest_plot, headline_cells, headline_table
 from benchmarks.page.words import figure_caption, figure_html, figure_kind, figures_of, manifest_html, markdown_html
@@ -149,7 +150,7 @@ def write_page(folder: Path, parts: Sequence[Path] = ()) -> Path:
     body, contents = run_sections(run, "run")
     lead = (f"Run <code>{escape(name)}</code> of signed-saliency: how faithful each map is, and whether its sign says "
             "which way to move a pixel. Rebuild with <code>python -m benchmarks.report "
-            f"{escape(folder)}</code>. Tidy rows: <code>scores.csv</code>; every variant: <code>summary.md</code>.")
+            f"{escape(portable(folder))}</code>. Tidy rows: <code>scores.csv</code>; every variant: <code>summary.md</code>.")
     return _write(folder / PAGE, _document(f"signed-saliency: {name}", lead, contents, body))
 
 
@@ -179,5 +180,5 @@ def suite_page(folder: Path, parts: Sequence[Path]) -> str:
         body.append(sections)
         contents.append((anchor, f"Part {part.name}", entries))
     lead = (f"The suite <code>{escape(folder.name)}</code>: the paper's tables and figures, then every part's results. "
-            f"Rebuild with <code>python -m benchmarks.paper {escape(folder)}</code>.")
+            f"Rebuild with <code>python -m benchmarks.paper {escape(portable(folder))}</code>.")
     return _document(f"signed-saliency: {folder.name}", lead, contents, "\n".join(body))
