@@ -112,7 +112,7 @@ def _per_claim(call: MetricCall, measure) -> MetricOutput:
     for variant, score, applies in claims(call.maps.detach(), call.method.direction, polarity):
         value = measure(score, mask)
         values[variant] = value.where(applies, _nan_like(value))
-    return MetricOutput(values=values)
+    return MetricOutput.of(values)
 
 
 @register("sign-localisation", cost_ms=3, family="ground-truth", higher_is_better=True, needs_ground_truth=True,
@@ -136,7 +136,7 @@ def mask_auc(call: MetricCall) -> MetricOutput:
 def pointing_game(call: MetricCall) -> MetricOutput:
     """Whether the peak of |map| lies on the object, sign ignored (every image)."""
     mask, _ = _truth(call.maps, call.ground_truth)
-    return MetricOutput(values={"": pointing(call.maps.detach(), mask)})
+    return MetricOutput.of({"": pointing(call.maps.detach(), mask)})
 
 
 @register("sign-agreement", cost_ms=0.1, family="ground-truth", higher_is_better=True, needs_ground_truth=True, revision=2)
@@ -159,4 +159,4 @@ def sign_agreement(call: MetricCall) -> MetricOutput:
     total = inside.abs().sum(dim=1)
     agreeing = (inside * polarity.view(-1, 1)).clamp(min=0).sum(dim=1)
     share = agreeing / total.clamp(min=torch.finfo(torch.float64).tiny)
-    return MetricOutput(values={"": share.where(total > 0, _nan_like(share)).float()})
+    return MetricOutput.of({"": share.where(total > 0, _nan_like(share))})
