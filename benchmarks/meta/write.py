@@ -61,7 +61,7 @@ def summary_text(ranked: pd.DataFrame, pairs: pd.DataFrame, reliable: pd.DataFra
         "# Meta-evaluation: do the metrics agree, and can they be trusted?",
         "",
         "Each metric is scored by its headline variant per method (the first in the metric's own "
-        "order; see benchmarks/meta.py). Files: rankings.csv (rank 1 = best), agreement.csv and "
+        "order; see benchmarks/meta/). Files: rankings.csv (rank 1 = best), agreement.csv and "
         "agreement-*.png (Kendall's tau between metrics' method rankings), reliability.csv "
         f"(split-half tau over {SPLITS} random halves of the images; images_to_stable: the fewest "
         f"images whose ranking has tau >= {STABLE_TAU} with the full ranking in {STABLE_SHARE:.0%} of "
