@@ -17,13 +17,11 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-import torch
 
 from benchmarks import figures, meta, page, provenance, statistics, store
 from benchmarks.files import write_atomically
 from benchmarks.plugins import import_plugins
 from benchmarks.store import archive
-from signed_saliency import datasets, metrics
 from signed_saliency.errors import UserError
 
 # significance.csv tests every method against this one: the map the paper's maps refine
@@ -47,24 +45,6 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     write_atomically(path, lambda temporary: frame.to_csv(temporary, index=False, float_format="%.10g"))
 
 
-def undefined_by_design(scores: pd.DataFrame, plan: dict[str, Any]) -> np.ndarray:
-    """Bool per row: a non-finite value that its metric declares undefined by design on that
-    image (its ``undefined``), judged from the row's own columns (the map's direction from the
-    plan, the image's polarity from its label), so archived rows are classified too."""
-    marked = np.zeros(len(scores), dtype=bool)
-    nonfinite = ~np.isfinite(scores["value"].to_numpy(dtype=float))
-    for (dataset, metric, method, variant), block in scores[nonfinite].groupby(
-            ["dataset", "metric", "method", "variant"], sort=False):
-        declared = metrics.get(metric).undefined if metric in metrics.names() else None
-        spec = datasets.get(dataset) if dataset in datasets.names() else None
-        if declared is None or spec is None or spec.polarity_of_labels is None:
-            continue
-        polarity = spec.polarity_of_labels(torch.tensor(block["label"].to_numpy()))
-        direction = plan["methods"][method]["direction"]
-        marked[scores.index.get_indexer(block.index)] = declared(direction, variant, polarity).numpy()
-    return marked
-
-
 def markdown_table(summary: pd.DataFrame) -> str:
     """One table per (dataset, model, metric): methods down, variants across, mean [95% CI]."""
     parts = []
@@ -86,7 +66,7 @@ def nonfinite_warning(scores: pd.DataFrame) -> str:
     """A line naming each method with maps that held NaN or infinity and how many: the
     images whose every row of that method is non-finite (a map that is not scored), from
     the rows, so a resumed or merged run warns as the run that computed them did."""
-    finite = scores.assign(finite=np.isfinite(scores["value"].to_numpy(float)))
+    finite = scores.assign(finite=np.isfinite(scores["value"].to_numpy(float)) | scores["undefined"].to_numpy(bool))
     per_image = finite.groupby(["dataset", "model", "method", "image"], sort=False, observed=True)["finite"].any()
     blank = (~per_image).groupby(level=["dataset", "model", "method"], sort=False, observed=True).sum()
     listed = [f"{method} ({count}, {dataset}/{model})" for (dataset, model, method), count in blank.items() if count]
@@ -158,7 +138,7 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
         (out / "curves.csv").unlink(missing_ok=True)
     seed = int(plan["config"]["seed"])
     ordered = ordered.astype({"method": str, "metric": str, "variant": str}).reset_index(drop=True)
-    summary = statistics.summarise(ordered, seed=seed, undefined=undefined_by_design(ordered, plan))
+    summary = statistics.summarise(ordered, seed=seed)
     _write_csv(summary, out / "summary.csv")
     warning = nonfinite_warning(scores)
     heading = f"# Summary: {plan['config']['name']}\n\n" + (f"**{warning}**\n\n" if warning else "")

@@ -3,9 +3,10 @@
 ``python -m benchmarks.run`` recomputes the quick config's shards in a scratch folder
 (git-ignored) rather than reading them from the committed archive, then compares every
 score with the archived one. A value reproduces when ``|a - b| <= 1e-6 * max(1, |b|)``
-(NaN matches NaN). When all do, the committed report stands as it is, so another machine's
-float noise never churns ``results/quick``; when some do not, the run lists them and
-reports its own numbers beside the committed ones.
+(NaN matches NaN), and both or neither are marked undefined by design. When all do, the
+committed report stands as it is, so another machine's float noise never churns
+``results/quick``; when some do not, the run lists them and reports its own numbers
+beside the committed ones.
 """
 
 from __future__ import annotations
@@ -62,17 +63,19 @@ def compare(computed: Path, committed: Path, names: list[str]) -> Reproduction:
             unmatched.append(name)
             continue
         if len(scores):
-            mine.append(scores[ROW_KEYS + ["value"]])
-            theirs.append(reference[ROW_KEYS + ["value"]])
+            mine.append(scores[ROW_KEYS + ["value", "undefined"]])
+            theirs.append(reference[ROW_KEYS + ["value", "undefined"]])
     if not mine:
         return Reproduction(unmatched=unmatched)
     both = pd.concat(mine, ignore_index=True).merge(
-        pd.concat(theirs, ignore_index=True).rename(columns={"value": "committed"}), on=ROW_KEYS, how="outer", indicator=True
+        pd.concat(theirs, ignore_index=True).rename(columns={"value": "committed", "undefined": "committed_undefined"}),
+        on=ROW_KEYS, how="outer", indicator=True,
     )
     value, reference = both["value"].to_numpy(float), both["committed"].to_numpy(float)
     difference = np.abs(value - reference)
     same = (difference <= TOLERANCE * np.maximum(1.0, np.abs(reference))) | (np.isnan(value) & np.isnan(reference))
-    same &= (both["_merge"] == "both").to_numpy()
-    differing = both.assign(difference=np.nan_to_num(difference, nan=np.inf))[~same].drop(columns="_merge")
+    same &= (both["_merge"] == "both").to_numpy() & (both["undefined"] == both["committed_undefined"]).to_numpy()
+    differing = both.assign(difference=np.nan_to_num(difference, nan=np.inf))[~same].drop(
+        columns=["_merge", "committed_undefined"])
     return Reproduction(compared=int((both["_merge"] == "both").sum()), differing=differing.reset_index(drop=True),
                         unmatched=unmatched)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -24,13 +22,12 @@ def bootstrap_interval(values: np.ndarray, seed: int, resamples: int = 2000) -> 
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def summarise(scores: pd.DataFrame, seed: int = 0, undefined: Optional[np.ndarray] = None) -> pd.DataFrame:
+def summarise(scores: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Per (dataset, model, method, metric, variant): mean of the finite values, its 95%
     bootstrap CI, n, and the values left out, counted, never dropped silently: ``n_undefined``
-    those that ``undefined`` (bool, one per row) marks undefined by design, ``n_nonfinite``
-    the other NaN or infinite ones, which failed."""
+    those whose row is marked ``undefined`` (by design), ``n_nonfinite`` the other NaN or
+    infinite ones, which failed."""
     rows = []
-    scores = scores.assign(undefined=False if undefined is None else np.asarray(undefined, dtype=bool))
     for key, block in scores.groupby(GROUP, sort=False):
         values = block["value"].to_numpy(dtype=float)
         finite = values[np.isfinite(values)]

@@ -144,6 +144,8 @@ def blank_nonfinite(outputs: Mapping[str, Any], nonfinite: NonFiniteMaps) -> Map
             continue
         for variant, values in output.values.items():
             output.values[variant] = values.masked_fill(flags.to(values.device).view(values.shape), float("nan"))
+            if variant in output.undefined:  # a map that is not finite is a failure, whatever else
+                output.undefined[variant] = output.undefined[variant] & ~flags.to(values.device).view(values.shape)
         for curve in output.curves.values():
             curve.y = curve.y.masked_fill(flags.to(curve.y.device).view(-1, 1), float("nan"))
     return outputs

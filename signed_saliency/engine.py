@@ -3,7 +3,8 @@
 >>> from signed_saliency import evaluate
 >>> scores = evaluate(model, images, methods=["saliency", "positive"], metrics=["deletion"])
 
-Each row of ``scores`` is one (image, method, metric, variant) with its ``value``; with
+Each row of ``scores`` is one (image, method, metric, variant) with its ``value`` and
+``undefined`` (true where the value is NaN by the metric's definition, not by failure); with
 ``curves=True`` a second frame holds the per-image curves as (…, x, y) rows. Nothing is
 written to disk: the ``benchmarks`` runner adds configs, caching, shards and reports on
 top of :func:`score_maps`, the one batch loop this uses too.
@@ -39,7 +40,9 @@ from signed_saliency.runtime import model_device
 
 pd = lazy_import("pandas")
 
-SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value"]
+# ``undefined``: the value is NaN because the metric's definition gives none on that image
+# (see MetricOutput.undefined); any other NaN is a failure
+SCORE_COLUMNS = ["image", "target", "predicted", "method", "metric", "variant", "value", "undefined"]
 CURVE_COLUMNS = ["image", "method", "metric", "variant", "x", "y"]
 # Images per batch, in evaluate() and per shard in the runner: batch b draws its randomness
 # from seed + b, so the two give the same rows only on the same batches.
@@ -153,6 +156,8 @@ def _rows(output: MetricOutput, method: Method, metric: Metric, batch: Batch) ->
                 "metric": metric.name,
                 "variant": variant,
                 "value": _as_numpy(values).reshape(n),
+                "undefined": output.undefined[variant].numpy().reshape(n) if variant in output.undefined
+                else np.zeros(n, dtype=bool),
             }
         )
         for variant, values in output.values.items()

@@ -104,3 +104,24 @@ def test_a_folder_whose_shards_are_all_archived_is_not_rewritten(tmp_path, monke
     archive.write(tmp_path, {"d/m/a/deletion/batch00000-k.pkl": rows(1.0), "d/m/a/sparseness/batch00001-k.pkl": rows(2.0)})
     assert written == ["sparseness", "sparseness"]
     assert len(archive.shards_held(tmp_path)) == 3
+
+
+def _old_rows(values: list[float]) -> dict[str, pd.DataFrame]:
+    """A shard's rows as archives held them before the ``undefined`` column."""
+    scores = pd.DataFrame({"dataset": "d", "model": "m", "image": range(len(values)), "label": 0, "target": 0,
+                           "predicted": 0, "method": "a", "metric": "sparseness", "variant": "", "value": values})
+    return {"scores": scores, "curve-statistics": pd.DataFrame()}
+
+
+def test_shards_archived_before_the_undefined_column_are_recomputed_only_where_they_hold_a_nan(tmp_path):
+    clean, undecided = "d/m/a/sparseness/batch00000-k.pkl", "d/m/a/sparseness/batch00001-k.pkl"
+    archive.write(tmp_path, {clean: _old_rows([0.5, 0.25]), undecided: _old_rows([0.5, np.nan])})
+    # its NaN may be a zero map (undefined) or a failure: nobody can tell now, so it is not held
+    assert archive.shards_held(tmp_path) == {clean}
+    read = archive.read(tmp_path)
+    assert set(read) == {clean} and read[clean]["scores"]["undefined"].tolist() == [False, False]
+    recomputed = _old_rows([0.5, np.nan])
+    recomputed["scores"]["undefined"] = [False, True]
+    archive.write(tmp_path, {undecided: recomputed})
+    assert archive.shards_held(tmp_path) == {clean, undecided}
+    assert archive.read(tmp_path)[undecided]["scores"]["undefined"].tolist() == [False, True]

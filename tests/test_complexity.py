@@ -34,8 +34,14 @@ def test_entropy_by_hand():
     torch.testing.assert_close(entropy(torch.ones(1, 4, 4)), torch.tensor([math.log(16)]))
 
 
-def test_zero_maps_are_undefined():
+def test_zero_maps_are_undefined_by_design_not_failed():
     assert torch.isnan(gini(torch.zeros(2, 3, 3))).all() and torch.isnan(entropy(torch.zeros(2, 3, 3))).all()
+    maps = torch.rand(3, 4, 4)
+    maps[1] = 0
+    for name in ("sparseness", "complexity"):
+        output = metrics.get(name)(None, None, None, maps, SIGNED, seed=0)
+        assert output.undefined[""].tolist() == [False, True, False]
+        assert output.values[""].isnan().tolist() == [False, True, False]
 
 
 def test_matches_quantus():

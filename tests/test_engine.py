@@ -15,7 +15,7 @@ def test_evaluate_returns_tidy_rows(tiny_cnn, tmp_path, monkeypatch):
         settings={"deletion": {"steps": 4}}, batch_size=4, curves=True,
     )
     assert list(tmp_path.iterdir()) == []
-    assert set(scores.columns) == {"image", "target", "predicted", "method", "metric", "variant", "value"}
+    assert set(scores.columns) == {"image", "target", "predicted", "method", "metric", "variant", "value", "undefined"}
     assert scores.groupby(["method", "metric", "variant"])["image"].nunique().eq(6).all()
     assert set(scores["image"]) == set(range(6))
     with torch.no_grad():

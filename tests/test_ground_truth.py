@@ -2,9 +2,9 @@ import torch
 
 from helpers import given_method
 
-from signed_saliency import datasets, metrics
+from signed_saliency import metrics
 from signed_saliency.datasets.core import GroundTruth
-from signed_saliency.metrics.ground_truth import roc_auc
+from signed_saliency.metrics.ground_truth import applies, roc_auc
 
 NAMES = ("sign-localisation", "sign-agreement", "pointing-game", "mask-auc")
 
@@ -89,16 +89,19 @@ def test_roc_auc_matches_sklearn_with_ties():
     assert roc_auc(scores[:1], torch.zeros(1, 6, 6, dtype=torch.bool)).isnan().all()
 
 
-def test_the_declared_undefined_images_are_exactly_the_nan_ones_and_follow_from_the_labels():
-    """A metric's ``undefined`` marks the images whose NaN is by design; signed-shapes gives
-    their polarity back from the labels, so archived rows are classified the same way."""
+def test_the_images_marked_undefined_are_exactly_those_a_claim_does_not_apply_to_or_cannot_be_scored_on():
+    """A variant is undefined by design on the images of the other polarity, and where the
+    measure has nothing to score (a zero map has no peak to point with); those and only
+    those values are NaN."""
     truth = _truth()
-    maps = torch.rand(4, 8, 8) + 0.01  # no empty map: every other value is defined
-    labels = torch.tensor([0, 1, 2, 3])  # bright, dark, bright, dark: the truth's polarities
-    assert torch.equal(datasets.get("signed-shapes").polarity_of_labels(labels), truth.polarity)
-    for name in ("sign-localisation", "mask-auc"):
-        undefined = metrics.get(name).undefined
+    maps = torch.rand(4, 8, 8) + 0.01
+    maps[3] = 0  # no peak: pointing-game has no value there
+    zero = torch.tensor([False, False, False, True])
+    for name in ("sign-localisation", "mask-auc", "pointing-game"):
         for direction in ("increase", "decrease", "signed", "magnitude"):
-            for variant, value in _run(name, maps, direction).items():
-                assert torch.equal(value.isnan(), undefined(direction, variant, truth.polarity)), (name, direction, variant)
-    assert metrics.get("pointing-game").undefined is None  # its NaN (a map with no peak) is not declared
+            output = metrics.get(name)(None, None, None, maps, given_method(direction), seed=0, ground_truth=truth)
+            for variant, value in output.values.items():
+                # pointing-game scores every image; the others, with ranks or mass, score a zero map too
+                expected = zero if name == "pointing-game" else ~applies(direction, variant, truth.polarity)
+                assert torch.equal(output.undefined[variant], expected), (name, direction, variant)
+                assert torch.equal(value.isnan(), expected), (name, direction, variant)

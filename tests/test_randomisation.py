@@ -113,6 +113,42 @@ def test_model_independent_map_survives_randomisation_unchanged(tiny_cnn, batch,
         torch.testing.assert_close(value, torch.ones(4), atol=1e-5, rtol=0)
 
 
+def _partly_constant(model, x, target):
+    """Saliency, but zero everywhere on image 1: a map with no ranks to correlate."""
+    maps = methods.get("saliency")(model, x, target)
+    return maps * (torch.arange(len(x)) != 1).view(-1, 1, 1).to(maps)
+
+
+def _failing_on_randomised_models(trained: torch.nn.Module) -> Method:
+    """Saliency, but not finite on image 2 whenever the model is not ``trained``."""
+    weights = [p.detach().clone() for p in trained.parameters()]
+
+    def explain(model, x, target):
+        maps = methods.get("saliency")(model, x, target)
+        if all(torch.equal(p, w) for p, w in zip(model.parameters(), weights)):
+            return maps
+        return maps.masked_fill((torch.arange(len(x)) == 2).view(-1, 1, 1), float("nan"))
+
+    return Method(name="failing-on-2", fn=explain, direction="magnitude", needs="model")
+
+
+def test_a_constant_map_is_undefined_by_design_and_a_non_finite_recomputed_map_is_a_failure(tiny_cnn, batch):
+    x, target = batch
+    constant = Method(name="constant-on-1", fn=_partly_constant, direction="magnitude", needs="model")
+    maps = constant(tiny_cnn, x, target)
+    for name in ("randomisation", "random-logit"):
+        output = metrics.get(name)(tiny_cnn, x, target, maps, constant, seed=0, measures=("spearman", "hog", "ssim"))
+        for variant, value in output.values.items():  # recomputed, image 1's map is zero too: no SSIM either
+            assert output.undefined[variant].tolist() == [False, True, False, False], (name, variant)
+            assert value.isnan().tolist() == [False, True, False, False], (name, variant)
+
+    failing = _failing_on_randomised_models(tiny_cnn)
+    maps = failing(tiny_cnn, x, target)
+    output = metrics.get("randomisation")(tiny_cnn, x, target, maps, failing, seed=0, measures=("spearman",))
+    for variant, value in output.values.items():
+        assert value.isnan().tolist() == [False, False, True, False] and not output.undefined[variant].any(), variant
+
+
 def test_saliency_changes_when_the_model_does(tiny_cnn, batch):
     x, target = batch
     saliency = methods.get("saliency")

@@ -100,7 +100,8 @@ def test_large_sample_p_value_is_the_tie_corrected_normal_approximation():
 
 def _scores(values: dict[str, list[float]], metric: str = "deletion", variant: str = "black") -> pd.DataFrame:
     return pd.DataFrame([
-        {"dataset": "d", "model": "m", "method": method, "metric": metric, "variant": variant, "image": image, "value": value}
+        {"dataset": "d", "model": "m", "method": method, "metric": metric, "variant": variant, "image": image, "value": value,
+         "undefined": False}
         for method, column in values.items() for image, value in enumerate(column)
     ])
 
@@ -196,22 +197,9 @@ def test_report_warns_when_the_reference_method_did_not_run(workspace, capsys):
 
 def test_summary_counts_undefined_by_design_apart_from_failures():
     scores = pd.DataFrame({"dataset": "d", "model": "m", "method": "a", "metric": "x", "variant": "",
-                           "value": [1.0, 2.0, np.nan, np.nan, np.inf, 3.0]})
-    undefined = np.array([False, False, True, False, False, True])  # a finite value marked undefined stays in
-    [row] = statistics.summarise(scores, undefined=undefined).to_dict("records")
-    assert (row["n"], row["n_undefined"], row["n_nonfinite"], row["mean"]) == (3, 1, 2, 2.0)
+                           "value": [1.0, 2.0, np.nan, np.nan, np.inf, 3.0],
+                           "undefined": [False, False, True, False, False, False]})
     [row] = statistics.summarise(scores).to_dict("records")
-    assert (row["n_undefined"], row["n_nonfinite"]) == (0, 3)
-    table = report.markdown_table(statistics.summarise(scores, undefined=undefined))
+    assert (row["n"], row["n_undefined"], row["n_nonfinite"], row["mean"]) == (3, 1, 2, 2.0)
+    table = report.markdown_table(statistics.summarise(scores))
     assert "1 values undefined by design" in table and "2 failed (non-finite)" in table
-
-
-def test_archived_ground_truth_rows_are_classified_from_their_labels():
-    plan = {"methods": {"up": {"direction": "increase"}}}
-    scores = pd.DataFrame({"dataset": "signed-shapes", "model": "m", "method": "up", "metric": "sign-localisation",
-                           "variant": ["", "", "wrong-polarity", "wrong-polarity", ""],
-                           "label": [1, 0, 0, 1, 2], "value": [np.nan, np.nan, np.nan, 0.5, 0.7]})
-    # label 1 is dark: an increase map's "" is undefined there; label 0 bright: its NaN there failed
-    assert report.undefined_by_design(scores, plan).tolist() == [True, False, True, False, False]
-    cifar = scores.assign(dataset="cifar10")  # no polarity: every NaN is a failure
-    assert not report.undefined_by_design(cifar, plan).any()

@@ -86,7 +86,8 @@ def find_shard(directories: list[Path], name: str) -> Path | None:
 
 def load_shard(path: Path) -> dict[str, pd.DataFrame]:
     with open(path, "rb") as handle:
-        return pickle.load(handle)
+        shard = pickle.load(handle)
+    return shard | {"scores": archive.with_undefined(shard["scores"])}
 
 
 def finished(out: Path, names: list[str], *, archived_count: bool = True) -> frozenset[str]:

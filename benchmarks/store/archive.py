@@ -31,6 +31,7 @@ FOLDER = "archive"
 CURVE_KEYS = ["dataset", "model", "method", "metric", "variant", "x"]
 _SHARDS_KEY = b"signed_saliency_shards"
 _TABLES = ("scores", "curve-statistics")
+UNDEFINED = "undefined"  # the score rows' column marking values undefined by design
 
 
 def curve_statistics(curves: pd.DataFrame) -> pd.DataFrame:
@@ -70,13 +71,37 @@ def _folders(directory: Path) -> list[Path]:
 
 
 def _archived_in(folder: Path) -> set[str]:
-    """The shards that both of ``folder``'s files hold."""
+    """The shards that both of ``folder``'s files hold, less those archived before score rows
+    said which NaNs are undefined by design (see :func:`undecided`)."""
     import pyarrow.parquet as pq
 
     paths = [folder / f"{table}.parquet" for table in _TABLES]
     if not all(path.is_file() for path in paths):
         return set()
-    return set.intersection(*(set(json.loads(pq.read_schema(path).metadata[_SHARDS_KEY])) for path in paths))
+    held = set.intersection(*(set(json.loads(pq.read_schema(path).metadata[_SHARDS_KEY])) for path in paths))
+    scores = paths[0]
+    if held and UNDEFINED not in pq.read_schema(scores).names:
+        held -= undecided(pd.read_parquet(scores, columns=["shard", "value"]))
+    return held
+
+
+def undecided(scores: pd.DataFrame) -> set[str]:
+    """The shards among ``scores`` (rows with a ``shard`` column, saved without ``undefined``)
+    holding a NaN: whether it is undefined by design or a failure was not recorded, so they
+    count as not finished and are computed again."""
+    if not len(scores):
+        return set()
+    nonfinite = ~np.isfinite(scores["value"].to_numpy(float))
+    return set(scores.loc[nonfinite, "shard"])
+
+
+def with_undefined(scores: pd.DataFrame) -> pd.DataFrame:
+    """Score rows with their ``undefined`` column. Rows saved before it was recorded are
+    defined: archived ones are all finite (see :func:`undecided`); a pickle left by a run of
+    that time counts its NaNs as failures, as reports did then."""
+    if not len(scores.columns) or UNDEFINED in scores:
+        return scores
+    return scores.assign(**{UNDEFINED: False})
 
 
 def shards_held(directory: Path) -> set[str]:
@@ -95,7 +120,8 @@ def read(directory: Path) -> dict[str, dict[str, pd.DataFrame]]:
             rows = pd.read_parquet(folder / f"{table}.parquet")
             for shard, frame in rows.groupby("shard", sort=False) if len(rows) else ():
                 if shard in held:
-                    archived[shard][table] = frame.drop(columns="shard").reset_index(drop=True)
+                    frame = frame.drop(columns="shard").reset_index(drop=True)
+                    archived[shard][table] = with_undefined(frame) if table == "scores" else frame
     return archived
 
 

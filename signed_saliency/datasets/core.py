@@ -95,10 +95,6 @@ class DatasetSpec:
     # where a split is read from under a root: ``source(split, root) -> path or None`` (None:
     # not there yet); a dataset without it is generated, with no files to fingerprint
     source: Optional[Callable[[str, Optional[Path]], Optional[Path]]] = field(default=None, repr=False)
-    # labels -> ground-truth polarity (+1/-1), for a dataset whose classes say it: a results
-    # table's rows carry labels, not ground truth, and the polarity tells which ground-truth
-    # scores are undefined by design (see Metric.undefined)
-    polarity_of_labels: Optional[Callable[[Tensor], Tensor]] = field(default=None, repr=False)
     # ``download(split, root)`` fetches a missing split; only benchmarks.data calls it (``--download``)
     download: Optional[Callable[[str, Path], None]] = field(default=None, repr=False)
 

@@ -141,7 +141,6 @@ def generate(n: int, size: int = 32, seed: int = 0, stream: int = 0) -> tuple[Te
     splits=("train", "test"),
     evaluation_split="test",
     has_ground_truth=True,
-    polarity_of_labels=polarity_of_labels,
 )
 def signed_shapes(
     split: str,

@@ -3,8 +3,8 @@
 ``sparseness``: the Gini index of |map| (Chalasani et al., 2020; Quantus' Sparseness);
 higher is sparser. ``complexity``: the entropy of |map| / sum |map| (Bhatt et al., 2020;
 Quantus' Complexity); lower is simpler. A map that is zero everywhere has no distribution
-to measure and gets NaN for both (Quantus' epsilon would give it a Gini index of 0, the
-value of a perfectly uniform map).
+to measure: both are undefined there, NaN and marked so (Quantus' epsilon would give it a
+Gini index of 0, the value of a perfectly uniform map).
 """
 
 from __future__ import annotations
@@ -34,13 +34,18 @@ def entropy(maps: Tensor) -> Tensor:
     return result.where(total.squeeze(1) > 0, torch.full_like(result, float("nan"))).float()
 
 
+def _zero(maps: Tensor) -> Tensor:
+    """(N,) bool: the maps that are zero everywhere."""
+    return ~maps.detach().flatten(1).any(dim=1)
+
+
 @register("sparseness", cost_ms=0.2, family="complexity", higher_is_better=True)
 def sparseness(call: MetricCall) -> MetricOutput:
     """Gini index of |map|: 0 for a uniform map, towards 1 for a single pixel."""
-    return MetricOutput.of({"": gini(call.maps)})
+    return MetricOutput.of({"": gini(call.maps)}, undefined={"": _zero(call.maps)})
 
 
 @register("complexity", cost_ms=0.2, family="complexity", higher_is_better=False)
 def complexity(call: MetricCall) -> MetricOutput:
     """Entropy of |map| / sum |map|: 0 for a single pixel, log(H*W) for a uniform map."""
-    return MetricOutput.of({"": entropy(call.maps)})
+    return MetricOutput.of({"": entropy(call.maps)}, undefined={"": _zero(call.maps)})

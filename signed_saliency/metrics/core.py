@@ -23,6 +23,9 @@ It returns a :class:`MetricOutput` (build it with :meth:`MetricOutput.of`): per-
 ``values`` and optional per-image ``curves``, each keyed by a variant string (e.g.
 ``"black/probability"``; ``""`` when the metric has one variant). A metric that does not
 apply to a method (say, one for signed maps given a magnitude map) returns an empty output.
+A value the metric's definition leaves undefined on an image (a constant map has no rank
+correlation, a wrong-polarity claim is not scored on the right-polarity images) is marked in
+``undefined``: its value is NaN, and reports count it apart from a failure (any other NaN).
 
 A metric whose cost is recomputing maps (the sanity checks run the methods again on
 changed models) registers with ``jointly=True`` and takes a :class:`JointCall` of every
@@ -72,6 +75,9 @@ def to_cpu(values: Mapping[str, Tensor]) -> dict[str, Tensor]:
 class MetricOutput:
     values: dict[str, Tensor] = field(default_factory=dict)  # variant -> (N,)
     curves: dict[str, Curve] = field(default_factory=dict)  # variant -> Curve
+    # variant -> (N,) bool: the images whose value is undefined by design (NaN there); a
+    # variant not in it is defined on every image
+    undefined: dict[str, Tensor] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.values or self.curves)
@@ -84,15 +90,26 @@ class MetricOutput:
         *,
         xs: Optional[Tensor] = None,
         area: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+        undefined: Mapping[str, Tensor] = {},  # noqa: B006 - read only
     ) -> "MetricOutput":
         """A metric's output, every tensor a float32 CPU copy (see :func:`to_cpu`): per-image
         ``values`` (N,) and ``curves`` (N,T) over the shared grid ``xs`` (T,); with ``area``,
-        each curve's ``area(xs, curve)`` is also its value under the same variant name."""
+        each curve's ``area(xs, curve)`` is also its value under the same variant name.
+        ``undefined`` (variant -> (N,) bool) marks the images on which a variant's value is
+        undefined by design; their values become NaN."""
         output = cls(values=to_cpu(values))
         for key, curve in to_cpu(curves).items():
             output.curves[key] = Curve(xs, curve)
             if area is not None:
                 output.values[key] = area(xs, curve)
+        unknown = sorted(set(undefined) - set(output.values))
+        if unknown:
+            raise ValueError(f"undefined names variants without values: {', '.join(map(repr, unknown))}")
+        for key, marks in undefined.items():
+            values = output.values[key]
+            marks = marks.to(values.device, torch.bool).reshape(values.shape)
+            output.undefined[key] = marks
+            output.values[key] = values.masked_fill(marks, float("nan"))
         return output
 
 
@@ -191,12 +208,6 @@ class Metric:
     # (ROAD's solver "auto" becomes "exact" on a CPU); None: the unkeyed settings as set
     implementation: Optional[Callable[[Mapping[str, Any], Any], dict[str, Any]]] = field(
         default=None, hash=False, repr=False)
-
-    # (direction, variant, polarity) -> (N,) bool: the images on which the variant of a
-    # ``direction`` map's score is undefined by design (NaN only to keep rows aligned), from
-    # their ground-truth polarity; None: the metric has no such images, so a NaN is a failure.
-    # Reports count the two apart (a summary's n_undefined and n_nonfinite).
-    undefined: Optional[Callable[[str, str, Tensor], Tensor]] = field(default=None, hash=False, repr=False)
 
     def implementation_on(self, settings: Mapping[str, Any], device: Any) -> dict[str, Any]:
         """What computes this metric's numbers with ``settings`` on ``device``."""

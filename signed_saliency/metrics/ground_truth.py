@@ -16,10 +16,10 @@ Variants: ``""`` scores the claim on the images where it is the right one, and
 ``wrong-polarity`` the same claim where the object has the opposite polarity (for a
 signed map, its opposite-sign part on every image), where a faithful map puts little.
 Every variant has one value per image of the batch, so rows stay aligned across variants;
-an image a variant does not apply to (a dark object for an increase map's ``""``) is NaN:
-undefined by design, not a failure. The metrics declare those images (:func:`not_applicable`,
-their ``undefined``), so reports count them apart from failed scores, also in archived rows,
-whose labels give the polarity. Magnitude maps have no ``wrong-polarity``.
+an image a variant does not apply to (a dark object for an increase map's ``""``) is NaN and
+marked undefined by design in the output, as is a score with nothing to score (a map that is
+zero everywhere has no peak to point with; a mask that is empty or full has no ROC AUC), so
+reports count them apart from failures. Magnitude maps have no ``wrong-polarity``.
 """
 
 from __future__ import annotations
@@ -64,11 +64,6 @@ def applies(direction: str, variant: str, polarity: Tensor) -> Tensor:
     return right if variant == "" else ~right
 
 
-def not_applicable(direction: str, variant: str, polarity: Tensor) -> Tensor:
-    """The images whose score of ``variant`` is NaN by design (the metrics' ``undefined``)."""
-    return ~applies(direction, variant, polarity)
-
-
 def _truth(maps: Tensor, ground_truth: GroundTruth) -> tuple[Tensor, Tensor]:
     mask = ground_truth.mask.to(maps.device).bool()
     if mask.shape != maps.shape:
@@ -106,23 +101,28 @@ def pointing(maps: Tensor, mask: Tensor) -> Tensor:
     return hit.where(peak.squeeze(1) > 0, _nan_like(hit)).float()
 
 
+def _nothing_to_score(values: Tensor) -> Tensor:
+    # the measures here are NaN only where their definition gives no value (maps reach
+    # metrics finite), so on these measures a NaN is undefined by design
+    return values.isnan()
+
+
 def _per_claim(call: MetricCall, measure) -> MetricOutput:
     mask, polarity = _truth(call.maps, call.ground_truth)
-    values = {}
+    values, undefined = {}, {}
     for variant, score, applies in claims(call.maps.detach(), call.method.direction, polarity):
-        value = measure(score, mask)
-        values[variant] = value.where(applies, _nan_like(value))
-    return MetricOutput.of(values)
+        values[variant] = measure(score, mask)
+        undefined[variant] = ~applies | _nothing_to_score(values[variant])
+    return MetricOutput.of(values, undefined=undefined)
 
 
-@register("sign-localisation", cost_ms=3, family="ground-truth", higher_is_better=True, needs_ground_truth=True,
-          undefined=not_applicable)
+@register("sign-localisation", cost_ms=3, family="ground-truth", higher_is_better=True, needs_ground_truth=True)
 def sign_localisation(call: MetricCall) -> MetricOutput:
     """Share of the map's claimed mass that lies on the object (0 if it claims nothing)."""
     return _per_claim(call, mass_inside)
 
 
-@register("mask-auc", cost_ms=2, family="ground-truth", higher_is_better=True, needs_ground_truth=True, undefined=not_applicable)
+@register("mask-auc", cost_ms=2, family="ground-truth", higher_is_better=True, needs_ground_truth=True)
 def mask_auc(call: MetricCall) -> MetricOutput:
     """ROC AUC of the map's claim against the object mask (0.5 = chance).
 
@@ -136,7 +136,8 @@ def mask_auc(call: MetricCall) -> MetricOutput:
 def pointing_game(call: MetricCall) -> MetricOutput:
     """Whether the peak of |map| lies on the object, sign ignored (every image)."""
     mask, _ = _truth(call.maps, call.ground_truth)
-    return MetricOutput.of({"": pointing(call.maps.detach(), mask)})
+    hits = pointing(call.maps.detach(), mask)
+    return MetricOutput.of({"": hits}, undefined={"": _nothing_to_score(hits)})
 
 
 @register("sign-agreement", cost_ms=0.1, family="ground-truth", higher_is_better=True, needs_ground_truth=True, revision=2)

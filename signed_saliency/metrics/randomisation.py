@@ -153,19 +153,30 @@ def _compare(
     target: Tensor,
     references: Mapping[str, Reference],
     chunk_size: int,
-) -> dict[str, dict[str, Tensor]]:
-    """``{method: {measure: similarity}}`` of each method's maps on ``model`` with its
-    reference maps, chunk by chunk; the methods share their gradient passes."""
+) -> dict[str, tuple[dict[str, Tensor], Tensor]]:
+    """``{method: ({measure: similarity}, failed)}`` of each method's maps on ``model`` with
+    its reference maps, chunk by chunk; the methods share their gradient passes. ``failed``
+    (N,) marks the images whose recomputed map is not finite: their similarities are NaN."""
     parts: dict[str, dict[str, list[Tensor]]] = {
         m.name: {measure: [] for measure in references[m.name].measures} for m in methods
     }
+    failures: dict[str, list[Tensor]] = {m.name: [] for m in methods}
     for start in range(0, len(x), chunk_size):
         chunk = slice(start, start + chunk_size)
         recomputed = explain(model, x[chunk], target[chunk], methods)
         for method in methods:
+            failed = ~recomputed[method.name].flatten(1).isfinite().all(dim=1)
+            failures[method.name].append(failed)
             for measure, value in references[method.name].compare(recomputed[method.name], chunk).items():
-                parts[method.name][measure].append(value)
-    return {name: {m: torch.cat(p) for m, p in by_measure.items()} for name, by_measure in parts.items()}
+                parts[method.name][measure].append(value.masked_fill(failed, float("nan")))
+    return {name: ({m: torch.cat(p) for m, p in by_measure.items()}, torch.cat(failures[name]))
+            for name, by_measure in parts.items()}
+
+
+def _undefined(values: Tensor, failed: Tensor) -> Tensor:
+    # a similarity of finite maps is NaN only where a map is constant (see similarity.py),
+    # which leaves it undefined by design
+    return values.isnan() & ~failed
 
 
 def _references(maps: Mapping[str, Tensor], methods: Sequence[Method], x: Tensor, measures, hog_cell: int):
@@ -218,20 +229,30 @@ def randomisation(
     grid = torch.tensor([0] + [i + 1 for i in indices], dtype=torch.float32)
 
     curves: dict[str, dict[str, Tensor]] = {method.name: {} for method in methods}
+    failed = {method.name: torch.zeros(len(x), dtype=torch.bool, device=x.device) for method in methods}
     for mode_number, mode in enumerate(modes):
-        per_layer = {name: {m: [value] for m, value in by_measure.items()} for name, by_measure in unchanged.items()}
+        per_layer = {name: {m: [value] for m, value in by_measure.items()} for name, (by_measure, _) in unchanged.items()}
         for step, (_, damaged) in enumerate(randomised_models(model, mode, call.seed, indices), start=1):
-            for name, by_measure in _compare(methods, damaged, x, target, references, chunk_size).items():
+            for name, (by_measure, failures) in _compare(methods, damaged, x, target, references, chunk_size).items():
+                failed[name] |= failures
                 for measure, value in by_measure.items():
                     per_layer[name][measure].append(value)
             call.report(1 + mode_number * len(indices) + step, steps)
         for name, by_measure in per_layer.items():
             curves[name].update({f"{mode}/{measure}": torch.stack(values, dim=1) for measure, values in by_measure.items()})
-    return {
-        name: MetricOutput.of({variant: curve[:, 1:].nanmean(dim=1) for variant, curve in by_variant.items()},
-                              by_variant, xs=grid)
-        for name, by_variant in curves.items()
-    }
+    return {name: _layer_means(by_variant, failed[name], grid) for name, by_variant in curves.items()}
+
+
+def _layer_means(curves: Mapping[str, Tensor], failed: Tensor, grid: Tensor) -> MetricOutput:
+    """Each image's mean similarity over the randomised layers (x >= 1), leaving out the
+    layers where it is undefined; undefined where it is at every layer, and NaN where a
+    randomised model gave an image a map that is not finite."""
+    values, undefined = {}, {}
+    for variant, curve in curves.items():
+        randomised = curve[:, 1:]
+        values[variant] = randomised.nanmean(dim=1).masked_fill(failed, float("nan"))
+        undefined[variant] = _undefined(randomised, failed.view(-1, 1)).all(dim=1)
+    return MetricOutput.of(values, curves, xs=grid, undefined=undefined)
 
 
 @register("random-logit", cost_ms=17, family="sanity", higher_is_better=False, jointly=True,
@@ -260,4 +281,5 @@ def random_logit(
     other = draw + (draw >= target).long()
     references = _references(call.maps, methods, x, measures, hog_cell)
     compared = _compare(methods, model, x, other, references, chunk_size)
-    return {name: MetricOutput.of(values) for name, values in compared.items()}
+    return {name: MetricOutput.of(values, undefined={m: _undefined(v, failed) for m, v in values.items()})
+            for name, (values, failed) in compared.items()}

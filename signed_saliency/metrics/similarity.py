@@ -18,7 +18,9 @@ arbitrary and a randomised model's gradients can be orders of magnitude smaller 
 trained one's; without this SSIM's luminance and contrast terms would measure that scale
 rather than the map's structure (Quantus' MPRT normalises by the maximum too). The two
 rank correlations need no normalisation. A similarity that is undefined (a constant map
-has no ranks to correlate, a constant HOG no variance) is NaN rather than a made-up value.
+has no ranks to correlate, a constant HOG no variance, two zero maps no structure) is NaN
+rather than a made-up value; of finite maps, nothing else is NaN, which lets the metrics
+mark these values undefined by design.
 """
 
 from __future__ import annotations
