@@ -115,13 +115,15 @@ def _old_rows(values: list[float]) -> dict[str, pd.DataFrame]:
 
 def test_shards_archived_before_the_undefined_column_are_recomputed_only_where_they_hold_a_nan(tmp_path):
     clean, undecided = "d/m/a/sparseness/batch00000-k.pkl", "d/m/a/sparseness/batch00001-k.pkl"
-    archive.write(tmp_path, {clean: _old_rows([0.5, 0.25]), undecided: _old_rows([0.5, np.nan])})
+    empty = "d/m/a/mask-auc/batch00000-k.pkl"  # a metric with nothing to say: a folder without values
+    archive.write(tmp_path, {clean: _old_rows([0.5, 0.25]), undecided: _old_rows([0.5, np.nan]),
+                             empty: {"scores": pd.DataFrame(), "curve-statistics": pd.DataFrame()}})
     # its NaN may be a zero map (undefined) or a failure: nobody can tell now, so it is not held
-    assert archive.shards_held(tmp_path) == {clean}
+    assert archive.shards_held(tmp_path) == {clean, empty}
     read = archive.read(tmp_path)
-    assert set(read) == {clean} and read[clean]["scores"]["undefined"].tolist() == [False, False]
+    assert set(read) == {clean, empty} and read[clean]["scores"]["undefined"].tolist() == [False, False]
     recomputed = _old_rows([0.5, np.nan])
     recomputed["scores"]["undefined"] = [False, True]
     archive.write(tmp_path, {undecided: recomputed})
-    assert archive.shards_held(tmp_path) == {clean, undecided}
+    assert archive.shards_held(tmp_path) == {clean, undecided, empty}
     assert archive.read(tmp_path)[undecided]["scores"]["undefined"].tolist() == [False, True]

@@ -79,9 +79,9 @@ def _archived_in(folder: Path) -> set[str]:
     if not all(path.is_file() for path in paths):
         return set()
     held = set.intersection(*(set(json.loads(pq.read_schema(path).metadata[_SHARDS_KEY])) for path in paths))
-    scores = paths[0]
-    if held and UNDEFINED not in pq.read_schema(scores).names:
-        held -= undecided(pd.read_parquet(scores, columns=["shard", "value"]))
+    columns = pq.read_schema(paths[0]).names
+    if "value" in columns and UNDEFINED not in columns:  # a folder of empty shards holds no value at all
+        held -= undecided(pd.read_parquet(paths[0], columns=["shard", "value"]))
     return held
 
 
