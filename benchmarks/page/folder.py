@@ -39,7 +39,7 @@ SUITE_TABLES = ("tables2_3.md", "comparisons.md", "table1.md", "timings.md")
 
 def read_table(path: Path) -> pd.DataFrame:
     # variants are "" for single-valued metrics: keep them as empty strings, not NaN
-    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"variant": ""})
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"variant": object}).fillna({"variant": ""})
 
 
 @dataclass

@@ -151,16 +151,10 @@ def attribution_batch(name: str, maps: Tensor, method: Method, ground_truth: Opt
 
 @dataclass(frozen=True)
 class QuantusCall:
-    """``quantus:<name>`` on one batch: what the metric function received."""
+    """``quantus:<name>`` on one batch: the metric call it received, and its settings."""
 
     name: str
-    model: nn.Module
-    x: Tensor
-    target: Tensor
-    maps: Tensor
-    method: Method
-    seed: int = 0
-    ground_truth: Optional[GroundTruth] = None
+    call: MetricCall
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     def run(self, images: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -169,39 +163,39 @@ class QuantusCall:
         Raises what Quantus raises."""
         spec = SPECS[self.name]
         selected = slice(None) if images is None else torch.as_tensor(images, dtype=torch.long)
-        device = model_device(self.model, self.x.device)
-        x_batch = self.x[selected].detach().float().cpu().numpy()
-        call: dict[str, Any] = dict(
+        device = model_device(self.call.model, self.call.x.device)
+        x_batch = self.call.x[selected].detach().float().cpu().numpy()
+        arguments: dict[str, Any] = dict(
             x_batch=x_batch,
-            y_batch=self.target[selected].cpu().numpy(),
-            a_batch=attribution_batch(self.name, self.maps, self.method, self.ground_truth)[selected],
+            y_batch=self.call.target[selected].cpu().numpy(),
+            a_batch=attribution_batch(self.name, self.call.maps, self.call.method, self.call.ground_truth)[selected],
             channel_first=True,
             device=str(device),
             batch_size=len(x_batch),
         )
         if spec.category == "localisation":
-            call["s_batch"] = self.ground_truth.mask[selected][:, None].cpu().numpy().astype(np.float32)
+            arguments["s_batch"] = self.call.ground_truth.mask[selected][:, None].cpu().numpy().astype(np.float32)
         if spec.explains:
-            call["explain_func"] = explain_func(self.method)
-        kwargs = quantus_kwargs(self.name, tuple(self.x.shape[1:]), self.settings, seed=self.seed)
+            arguments["explain_func"] = explain_func(self.call.method)
+        kwargs = quantus_kwargs(self.name, tuple(self.call.x.shape[1:]), self.settings, seed=self.call.seed)
         # out of inference mode, which a caller may be in: Quantus re-initialises layers in
         # place and our explain_func takes gradients
-        with evaluation_mode(self.model), torch.inference_mode(False), seeded(self.seed, device), \
-                quantus_fixes(self.x.shape[1]):
+        with evaluation_mode(self.call.model), torch.inference_mode(False), seeded(self.call.seed, device), \
+                quantus_fixes(self.call.x.shape[1]):
             if self.name == "RandomLogit":
                 with torch.no_grad():
-                    kwargs["num_classes"] = int(self.model(self.x[:1].to(device)).shape[1])
+                    kwargs["num_classes"] = int(self.call.model(self.call.x[:1].to(device)).shape[1])
             metric = _quantus_class(self.name)(**kwargs)
             if not spec.keep_postprocess:
                 metric.custom_postprocess = lambda **_: None
-            result = metric(model=self.model, **call)
+            result = metric(model=self.call.model, **arguments)
         return spec.reduce(result, len(x_batch), metric)
 
     def score(self) -> MetricOutput:
         """The batch as a :class:`MetricOutput` (see the module docstring): in one call, or
         image by image if that fails, failures as NaN + ``error/<class>``."""
-        n = len(self.x)
-        _check_settings(self.name, tuple(self.x.shape[1:]), self.settings, self.seed)
+        n = len(self.call.x)
+        _check_settings(self.name, tuple(self.call.x.shape[1:]), self.settings, self.call.seed)
         errors: list[Optional[str]] = [None] * n
         try:
             values, curves = self.run()
@@ -250,8 +244,7 @@ def quantus_metric(full_name: str) -> Metric:
     defaults = default_settings(name)
 
     def fn(call: MetricCall, **settings) -> MetricOutput:
-        return QuantusCall(name, call.model, call.x, call.target, call.maps, call.method, call.seed,
-                           call.ground_truth, settings).score()
+        return QuantusCall(name, call, settings).score()
 
     # the settings as keyword-only parameters, where Metric.defaults and check_settings read them
     fn.__signature__ = inspect.Signature(
