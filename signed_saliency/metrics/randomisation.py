@@ -229,29 +229,31 @@ def randomisation(
     grid = torch.tensor([0] + [i + 1 for i in indices], dtype=torch.float32)
 
     curves: dict[str, dict[str, Tensor]] = {method.name: {} for method in methods}
-    failed = {method.name: torch.zeros(len(x), dtype=torch.bool, device=x.device) for method in methods}
+    failed: dict[str, dict[str, Tensor]] = {method.name: {} for method in methods}  # method -> variant -> (N,)
     for mode_number, mode in enumerate(modes):
         per_layer = {name: {m: [value] for m, value in by_measure.items()} for name, (by_measure, _) in unchanged.items()}
+        failed_in_mode = {method.name: torch.zeros(len(x), dtype=torch.bool, device=x.device) for method in methods}
         for step, (_, damaged) in enumerate(randomised_models(model, mode, call.seed, indices), start=1):
             for name, (by_measure, failures) in _compare(methods, damaged, x, target, references, chunk_size).items():
-                failed[name] |= failures
+                failed_in_mode[name] |= failures
                 for measure, value in by_measure.items():
                     per_layer[name][measure].append(value)
             call.report(1 + mode_number * len(indices) + step, steps)
         for name, by_measure in per_layer.items():
             curves[name].update({f"{mode}/{measure}": torch.stack(values, dim=1) for measure, values in by_measure.items()})
+            failed[name].update({f"{mode}/{measure}": failed_in_mode[name] for measure in by_measure})
     return {name: _layer_means(by_variant, failed[name], grid) for name, by_variant in curves.items()}
 
 
-def _layer_means(curves: Mapping[str, Tensor], failed: Tensor, grid: Tensor) -> MetricOutput:
+def _layer_means(curves: Mapping[str, Tensor], failed: Mapping[str, Tensor], grid: Tensor) -> MetricOutput:
     """Each image's mean similarity over the randomised layers (x >= 1), leaving out the
-    layers where it is undefined; undefined where it is at every layer, and NaN where a
-    randomised model gave an image a map that is not finite."""
+    layers where it is undefined; undefined where it is at every layer, and NaN where one of
+    the variant's randomised models gave the image a map that is not finite."""
     values, undefined = {}, {}
     for variant, curve in curves.items():
         randomised = curve[:, 1:]
-        values[variant] = randomised.nanmean(dim=1).masked_fill(failed, float("nan"))
-        undefined[variant] = _undefined(randomised, failed.view(-1, 1)).all(dim=1)
+        values[variant] = randomised.nanmean(dim=1).masked_fill(failed[variant], float("nan"))
+        undefined[variant] = _undefined(randomised, failed[variant].view(-1, 1)).all(dim=1)
     return MetricOutput.of(values, curves, xs=grid, undefined=undefined)
 
 
