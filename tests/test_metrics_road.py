@@ -10,7 +10,8 @@ from signed_saliency import metrics
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
 from signed_saliency.metrics.perturbation import first_pixels, pixel_counts, positions, rank_pixels
-from signed_saliency.metrics.road import FRACTIONS, add_noise_, impute, solve_cg, solve_exact, system_groups
+from signed_saliency.metrics.road import FRACTIONS, add_noise_, impute
+from signed_saliency.metrics.road_solvers import solve_cg, solve_exact, system_groups
 from signed_saliency.runtime import generator
 
 OFFSETS = {(dr, dc): 1 / 6 if dr == 0 or dc == 0 else 1 / 12 for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc}
