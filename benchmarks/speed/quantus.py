@@ -42,7 +42,7 @@ from signed_saliency.datasets.cifar10 import load_sample
 from signed_saliency.metrics import randomisation as randomisation_module
 from signed_saliency.models.checkpoints import load_checkpoint
 
-CHECKPOINT = Path(__file__).resolve().parents[2] / "results/paper/checkpoints/cifar10-resnet18.pt"
+CHECKPOINT = Path(__file__).resolve().parents[1] / "results/paper/checkpoints/cifar10-resnet18.pt"
 ROAD_PERCENTAGES = [10, 20, 30, 40, 50, 60, 70, 80, 90]
 
 
