@@ -75,7 +75,9 @@ def dissection_order(height: int, width: int, leaf: int = 16) -> np.ndarray:
             parts.append(np.arange(top, bottom) * width + middle)
 
     dissect(0, height, 0, width)
-    return np.concatenate(parts)
+    order = np.concatenate(parts)
+    order.flags.writeable = False  # cached, shared by every call and thread
+    return order
 
 
 def impute_in_place(images: np.ndarray, removed: np.ndarray) -> None:
@@ -113,7 +115,9 @@ def impute_in_place(images: np.ndarray, removed: np.ndarray) -> None:
 @functools.lru_cache(maxsize=16)
 def _degree(height: int, width: int) -> np.ndarray:
     """Each pixel's total weight of its in-image neighbours ``(H,W)``."""
-    return neighbour_sum(torch.ones(1, 1, height, width, dtype=torch.float64))[0, 0].numpy()
+    degree = neighbour_sum(torch.ones(1, 1, height, width, dtype=torch.float64))[0, 0].numpy()
+    degree.flags.writeable = False  # cached, shared by every call and thread
+    return degree
 
 
 def system_groups(unknowns: np.ndarray, max_unknowns: int) -> list[np.ndarray]:
