@@ -10,7 +10,8 @@ from signed_saliency import metrics
 from signed_saliency.errors import UserError
 from signed_saliency.methods.core import Method
 from signed_saliency.metrics.perturbation import first_pixels, pixel_counts, positions, rank_pixels
-from signed_saliency.metrics.road import FRACTIONS, add_noise_, impute, solve_cg, solve_exact, system_groups
+from signed_saliency.metrics.road import FRACTIONS, add_noise_, impute
+from signed_saliency.metrics.road_solvers import dissection_order, solve_cg, solve_exact, system_groups
 from signed_saliency.runtime import generator
 
 OFFSETS = {(dr, dc): 1 / 6 if dr == 0 or dc == 0 else 1 / 12 for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc}
@@ -55,6 +56,14 @@ def test_system_groups_pack_consecutive_images_up_to_the_cap():
     groups = system_groups(np.array([3, 3, 3, 10, 1, 1]), max_unknowns=6)
     assert [g.tolist() for g in groups] == [[0, 1], [2], [3], [4, 5]]  # an image over the cap stands alone
     assert [g.tolist() for g in system_groups(np.array([5, 5]), max_unknowns=100)] == [[0, 1]]
+
+
+def test_dissection_order_numbers_every_pixel_once_and_the_halving_line_last():
+    order = dissection_order(9, 6)
+    assert sorted(order.tolist()) == list(range(54))
+    assert sorted(order[-6:].tolist()) == list(range(24, 30))  # row 4 halves the 9 rows
+    # each half before the line, the top one first
+    assert order[:24].max() < 24 and order[24:48].min() > 29
 
 
 def test_batched_imputation_does_not_depend_on_how_images_are_grouped():

@@ -3,7 +3,7 @@
     python -m benchmarks.speed road [--size 32] [--batch 32] [--threads 1] [--clock cpu]
 
 ROAD packs consecutive images into one block-diagonal system of at most ``max_unknowns``
-removed pixels (signed_saliency.metrics.road.MAX_UNKNOWNS). Each row solves the same masks
+removed pixels (signed_saliency.metrics.road_solvers.MAX_UNKNOWNS). Each row solves the same masks
 (the top pixels of smoothed random maps, at ROAD's default fractions) under one cap and
 prints milliseconds per image and step, and the time relative to the default cap (> 1:
 slower than the default). "whole batch" is one system for all images, which is what each
@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from benchmarks.speed import fastest_seconds, suite_parser
 from signed_saliency.metrics.perturbation import first_pixels, pixel_counts, positions, rank_pixels
-from signed_saliency.metrics.road import FRACTIONS, MAX_UNKNOWNS, solve_cg, solve_exact
+from signed_saliency.metrics.road import FRACTIONS
+from signed_saliency.metrics.road_solvers import MAX_UNKNOWNS, solve_cg, solve_exact
 from signed_saliency.runtime import generator
 
 
