@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import time
+from collections import Counter
 from typing import Callable
 
 import torch
+from torch import Tensor, nn
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 SUITES = {
@@ -67,6 +70,32 @@ def best_seconds(fn: Callable[[], object], repeats: int, device: torch.device, c
     """:func:`fastest_seconds` after one warm-up call."""
     seconds_of(fn, device, clock)
     return fastest_seconds(fn, repeats, device, clock)
+
+
+def model_calls(model: nn.Module, run: Callable[[], object]) -> Counter[int]:
+    """How many calls of each batch size ``run`` makes of ``model``, copies of it included:
+    a deep copy (the randomisation checks') keeps the hook, and with it this counter."""
+    calls: Counter[int] = Counter()
+    handle = model.register_forward_pre_hook(lambda _, inputs: calls.update([len(inputs[0])]))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return calls
+
+
+def tiled(x: Tensor, size: int) -> Tensor:
+    """``size`` images: ``x``'s, repeated as often as needed."""
+    return x.repeat(math.ceil(size / len(x)), *[1] * (x.dim() - 1))[:size]
+
+
+def floor_seconds(
+    calls: Counter[int], one_pass: Callable[[int], Callable[[], object]], repeats: int, device: torch.device, clock: str
+) -> float:
+    """The time of the passes ``calls`` counts, at the same batch sizes (a pass of 128 images
+    costs per image what one of 64 does not), each size timed by :func:`best_seconds` of
+    ``one_pass(size)``: a metric's floor, whatever it does besides."""
+    return sum(count * best_seconds(one_pass(size), repeats, device, clock) for size, count in calls.items())
 
 
 def main(argv: list[str] | None = None) -> None:
