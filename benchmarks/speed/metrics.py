@@ -9,8 +9,8 @@ cost per image depends on its size, so the floor is timed at the sizes the metri
 the ratio says how much the overhead costs. Beside it, the same passes as calls of the
 whole batch. quantus's PixelFlipping runs at the same number of steps as ``deletion``.
 Random weights: the cost of a pass does not depend on them.
-Times are the best of ``--repeats`` runs after a warm-up run, and the floor is re-timed
-beside each metric, so a change in the machine's load between rows does not skew a ratio.
+Times are the best of ``--repeats`` rounds after a warm-up run, each round timing the
+metric and its floors in turn, so a change in the machine's load does not skew a ratio.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from unittest import mock
 import torch
 from torch import Tensor, nn
 
-from benchmarks.speed import best_seconds, floor_seconds, model_calls, suite_parser, tiled
+from benchmarks.speed import model_calls, suite_parser, tiled, timed_with_floor
 from signed_saliency import methods, metrics, models
 
 
@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"{'metric':<30}{'ms/image':>10}{'passes':>8}{'calls':>7}{'floor ms/image':>16}{'ratio':>8}{'whole-batch ratio':>19}")
 
-    def row(label: str, seconds: float, calls: Counter) -> None:
+    def row(label: str, run: Callable[[], object], calls: Counter) -> None:
+        run()
+        seconds, floor, whole = timed_with_floor(run, calls, forward, args.batch, args.repeats, device, args.clock)
         passes = sum(size * count for size, count in calls.items()) / args.batch
-        floor = floor_seconds(calls, forward, args.repeats, device, args.clock)
-        whole = passes * best_seconds(forward(args.batch), args.repeats, device, args.clock)
         print(
             f"{label:<30}{seconds / args.batch * 1e3:>10.2f}{passes:>8.0f}{sum(calls.values()):>7}"
             f"{floor / args.batch * 1e3:>16.2f}{seconds / floor:>8.2f}{seconds / whole:>19.2f}"
@@ -110,20 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     runs.append((f"deletion (steps={args.quantus_steps})", {"steps": args.quantus_steps}))
     for label, settings in runs:
         metric = metrics.get(label.split(" ")[0])
-        calls = model_calls(model, lambda: metric(model, x, target, maps, method, **settings))
-        seconds = best_seconds(
-            lambda: metric(model, x, target, maps, method, **settings), args.repeats, device, args.clock
-        )
-        row(label, seconds, calls)
+        run = lambda: metric(model, x, target, maps, method, **settings)  # noqa: E731
+        row(label, run, model_calls(model, run))
 
     try:
         run = quantus_pixel_flipping(model, x, target, maps, args.quantus_steps)
     except ImportError:
         print("\nquantus not installed: no comparison")
         return
-    calls = model_calls(model, run)
-    seconds = best_seconds(run, args.repeats, device, args.clock)
-    row(f"quantus PixelFlipping ({args.quantus_steps})", seconds, calls)
+    row(f"quantus PixelFlipping ({args.quantus_steps})", run, model_calls(model, run))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ notes give the same passes as calls of the whole batch beside it. None for the t
 map-only measures. Quantus is a reference here, not a dependency of the library; its
 defects that the comparison meets are worked around as each row's note says. The fastest
 of ``--repeats`` timed calls per side (default one: a Quantus call takes minutes at 224
-px), ours after a warm-up call, each size of the floor the best of three; ``--clock cpu``
-counts every thread's CPU time, steadier than wall time on a machine others load.
+px), ours after a warm-up call and in turns with its floor, so that a change in the
+machine's load reaches both; ``--clock cpu`` counts every thread's CPU time, steadier than
+wall time on a machine others load.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from benchmarks.speed import best_seconds, fastest_seconds, floor_seconds, model_calls, suite_parser, tiled
+from benchmarks.speed import fastest_seconds, model_calls, suite_parser, tiled, timed_with_floor
 from benchmarks.speed.metrics import quantus_pixel_flipping
 from signed_saliency import methods, metrics, models
 from signed_saliency.datasets.cifar10 import load_sample
@@ -262,13 +263,13 @@ def main(argv: list[str] | None = None) -> None:
             if args.only and not any(pair.name.startswith(prefix) for prefix in args.only):
                 continue
             ours_result = pair.ours()  # a warm-up, and the values compared
-            ours_seconds = fastest_seconds(pair.ours, args.repeats, device, args.clock)
+            calls = pair.floor_calls()
+            kind = pair.floor_kind
+            ours_seconds, floor, whole = timed_with_floor(
+                pair.ours, calls, lambda size: one_pass(kind, size), args.batch, args.repeats, device, args.clock
+            )
             theirs_result = []
             theirs_seconds = fastest_seconds(lambda: theirs_result.append(pair.theirs()), args.repeats, device, args.clock)
-            calls = pair.floor_calls()  # after the warm-up: what the timed call did
-            passes = sum(size * count for size, count in calls.items()) / args.batch
-            kind = pair.floor_kind
-            floor = floor_seconds(calls, lambda size: one_pass(kind, size), 3, device, args.clock)
             per_image = lambda seconds: seconds / args.batch * 1e3  # noqa: E731
             floor_text = f"{per_image(floor):>14.2f}{ours_seconds / floor:>11.2f}" if floor else f"{'-':>14}{'-':>11}"
             print(
@@ -276,9 +277,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{theirs_seconds / ours_seconds:>8.2f}{floor_text}"
             )
             floor_note = ""
-            if passes:
-                # the floor at our call sizes; the same passes of the whole batch each, beside it
-                whole = passes * best_seconds(one_pass(kind, args.batch), 3, device, args.clock)
+            if calls:
+                passes = sum(size * count for size, count in calls.items()) / args.batch
                 sizes = ", ".join(f"{count} of {size}" for size, count in sorted(calls.items(), reverse=True))
                 floor_note = (f"; floor: {passes:.0f} {kind} passes in calls of our sizes ({sizes} images); "
                               f"as passes of {args.batch}: {per_image(whole):.2f} ms/img, ours/that {ours_seconds / whole:.2f}")
