@@ -162,8 +162,8 @@ def forward_batches(
     Small batches (steps of a small-image batch) are concatenated into one call up to
     ``max_elements``, which keeps an accelerator busy; on a CPU only up to
     :data:`CPU_GROUP_ELEMENTS`, past which calls cost more per image. A batch larger than
-    ``max_elements`` is split over several calls. ``batches`` may be a generator, so at most one group of perturbed
-    images exists at a time.
+    ``max_elements`` is split over several calls. ``batches`` may be a generator, so at
+    most one group of perturbed images exists at a time.
     """
     results: list[Tensor] = []
     pending: list[Tensor] = []

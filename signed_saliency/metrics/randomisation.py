@@ -68,7 +68,7 @@ def reinitialise_(module: nn.Module, seed: int) -> None:
     Conv and Linear layers are drawn exactly as their ``reset_parameters`` draws them, but
     from a CPU generator (so the weights do not depend on the device either); a normalisation
     layer runs its own reset, which draws nothing (seeding the global RNG for it cost 3 ms a
-    layer, a third of ResNet18's re-initialisation). Any other layer runs its own
+    layer, half of ResNet18's re-initialisation). Any other layer runs its own
     ``reset_parameters`` under a forked, seeded global RNG, the only way to seed code that
     reads the global RNG. A module without one whose parameters are all in
     :data:`CONSTANT_PARAMETERS` gets those constants.
