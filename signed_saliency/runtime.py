@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
+import weakref
 from typing import Iterator
 
 import numpy as np
@@ -30,16 +31,37 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+# model -> {(image shape, parameter shapes): outputs}; weak, so a model is not kept alive
+_output_counts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def output_count(model: nn.Module, x: Tensor) -> int:
+    """How many outputs (classes) ``model`` gives for images shaped like ``x``'s, from one
+    image's forward pass in eval mode, remembered per model. ``random-logit`` needs the
+    count before its gradient pass, and a pass of one image cost 5% of the metric on
+    ResNet18; the parameters' shapes are part of the key, so a replaced head is asked anew."""
+    key = (tuple(x.shape[1:]), tuple(tuple(p.shape) for p in model.parameters()))
+    counts = _output_counts.setdefault(model, {})
+    if key not in counts:
+        with evaluation_mode(model), torch.no_grad():
+            counts[key] = int(model(x[:1]).shape[1])
+    return counts[key]
+
+
 @contextlib.contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every submodule in eval mode for the duration, then restore each one's flag."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
+    """Put every submodule in eval mode for the duration, then restore each one's flag.
+
+    A model already in eval mode is left alone: the randomisation checks enter this once
+    per gradient pass, and walking ResNet18's modules twice cost 2.5 ms of a 120 ms pass."""
+    training = [module for module in model.modules() if module.training]
+    if training:
+        model.eval()
     try:
         yield model
     finally:
-        for module, training in flags:
-            module.training = training
+        for module in training:
+            module.training = True
 
 
 class LowPrecisionForward(nn.Module):

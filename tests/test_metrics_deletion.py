@@ -166,3 +166,25 @@ def test_deletion_first_step_is_the_unperturbed_image(tiny_cnn):
     assert torch.allclose(out.curves["black/probability"].y[:, 0], probability, atol=1e-6)
     assert torch.equal(out.curves["black/allegiance"].y[:, 0], torch.ones(3))
     assert math.isclose(float(out.curves["black/probability"].x[-1]), 1.0)
+
+
+def test_forward_batches_group_steps_on_a_cpu_up_to_its_limit_and_split_only_large_batches(tiny_cnn):
+    from signed_saliency.metrics.perturbation import CPU_GROUP_ELEMENTS, forward_batches
+
+    per_image = 3 * 16 * 16
+    group = CPU_GROUP_ELEMENTS // per_image  # images per grouped call on a CPU
+    sizes = []
+    handle = tiny_cnn.register_forward_pre_hook(lambda _, inputs: sizes.append(len(inputs[0])))
+    steps = [torch.rand(group // 2, 3, 16, 16) for _ in range(3)]
+    with torch.no_grad():
+        logits = forward_batches(tiny_cnn, steps)
+        assert sizes == [2 * (group // 2), group // 2]  # two steps fill a call, the third starts the next
+        sizes.clear()
+        forward_batches(tiny_cnn, steps, max_elements=(group // 2 + 1) * per_image)
+        assert sizes == [group // 2] * 3  # a lower limit of the caller's still holds
+        sizes.clear()
+        forward_batches(tiny_cnn, [torch.rand(2 * group, 3, 16, 16)])
+        assert sizes == [2 * group]  # a CPU splits no batch below max_elements
+    handle.remove()
+    for step, logit in zip(steps, logits):
+        torch.testing.assert_close(logit, tiny_cnn(step))

@@ -225,12 +225,14 @@ def test_methods_scored_together_equal_one_at_a_time_and_share_their_passes(tiny
     maps = methods.explain(tiny_cnn, x, target, chosen)
     metric = metrics.get(name)
     settings = {"seed": 2, **({"layer_stride": 2} if name == "randomisation" else {})}
+    # one at a time first: random-logit's first call on a model also asks it for its class count
+    alone_outputs = {method.name: metric(tiny_cnn, x, target, maps[method.name], method, **settings) for method in chosen}
     with count_forwards(tiny_cnn) as together_calls:  # the randomised copies keep the counting hook
         together = metric.score_methods(tiny_cnn, x, target, maps, chosen, **settings)
     with count_forwards(tiny_cnn) as one_calls:
         one = metric(tiny_cnn, x, target, maps["active"], methods.get("active"), **settings)
     for method in chosen:
-        alone = metric(tiny_cnn, x, target, maps[method.name], method, **settings)
+        alone = alone_outputs[method.name]
         assert together[method.name].values.keys() == alone.values.keys()
         for variant, values in alone.values.items():
             torch.testing.assert_close(together[method.name].values[variant], values, equal_nan=True)
@@ -304,3 +306,15 @@ def test_randomisation_runs_on_convnext_tiny():
     assert set(out.values) == {f"{mode}/spearman" for mode in R.MODES}
     for variant, values in out.values.items():
         assert values.shape == (2,) and values.isfinite().all(), variant
+
+
+def test_output_count_is_remembered_per_model_until_its_head_changes(tiny_cnn, count_forwards):
+    from signed_saliency.runtime import output_count
+
+    x = torch.rand(2, 3, 16, 16)
+    assert output_count(tiny_cnn, x) == 5
+    with count_forwards(tiny_cnn) as calls:
+        assert output_count(tiny_cnn, x) == 5
+    assert not calls
+    tiny_cnn[-1] = torch.nn.Linear(8, 7)
+    assert output_count(tiny_cnn, x) == 7

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import time
+from collections import Counter
 from typing import Callable
 
 import torch
+from torch import Tensor, nn
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 SUITES = {
@@ -67,6 +70,70 @@ def best_seconds(fn: Callable[[], object], repeats: int, device: torch.device, c
     """:func:`fastest_seconds` after one warm-up call."""
     seconds_of(fn, device, clock)
     return fastest_seconds(fn, repeats, device, clock)
+
+
+def model_calls(model: nn.Module, run: Callable[[], object]) -> Counter[int]:
+    """How many calls of each batch size ``run`` makes of ``model``, copies of it included:
+    a deep copy (the randomisation checks') keeps the hook, and with it this counter."""
+    calls: Counter[int] = Counter()
+    handle = model.register_forward_pre_hook(lambda _, inputs: calls.update([len(inputs[0])]))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return calls
+
+
+def tiled(x: Tensor, size: int) -> Tensor:
+    """``size`` images: ``x``'s, repeated as often as needed."""
+    return x.repeat(math.ceil(size / len(x)), *[1] * (x.dim() - 1))[:size]
+
+
+def floor_seconds(
+    calls: Counter[int], one_pass: Callable[[int], Callable[[], object]], device: torch.device, clock: str
+) -> float:
+    """The time of the passes ``calls`` counts, at the same batch sizes (a pass of 128 images
+    costs per image what one of 64 does not), made in one block like the metric makes them
+    (each size warmed up first): a metric's floor, whatever it does besides."""
+    if not calls:
+        return 0.0
+    passes = {size: one_pass(size) for size in calls}
+    for run in passes.values():
+        run()
+    return seconds_of(lambda: [passes[size]() for size, count in calls.items() for _ in range(count)], device, clock)
+
+
+def timed_with_floor(
+    run: Callable[[], object],
+    calls: Counter[int],
+    one_pass: Callable[[int], Callable[[], object]],
+    batch: int,
+    repeats: int,
+    device: torch.device,
+    clock: str,
+) -> tuple[float, float, float]:
+    """Seconds of ``run`` (warmed up by the caller), of its floor (:func:`floor_seconds` of
+    ``calls``) and of the same passes as calls of ``batch`` images: the fastest of
+    ``repeats`` rounds that time the three in turn, so a change in the machine's load
+    between them reaches all three alike; more rounds for a run under 0.2 s, up to 2 s of
+    it, since one short run is at the mercy of other jobs. Floors are 0 without calls
+    (map-only measures)."""
+    passes = sum(size * count for size, count in calls.items()) / batch
+    whole_calls = Counter({batch: round(passes)}) if passes else Counter()
+
+    def one_round() -> tuple[float, float, float]:
+        return (
+            seconds_of(run, device, clock),
+            floor_seconds(calls, one_pass, device, clock),
+            floor_seconds(whole_calls, one_pass, device, clock) * passes / max(1, round(passes)),
+        )
+
+    rounds = [one_round()]
+    if rounds[0][0] < 0.2:
+        repeats = max(repeats, min(20, math.ceil(2.0 / max(rounds[0][0], 1e-3))))
+    rounds += [one_round() for _ in range(repeats - 1)]
+    ours, floor, whole = (min(times) for times in zip(*rounds))
+    return ours, floor, whole
 
 
 def main(argv: list[str] | None = None) -> None:

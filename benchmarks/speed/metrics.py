@@ -3,39 +3,28 @@
     python -m benchmarks.speed metrics [--batch 64] [--size 32] [--repeats 3] [--threads 2] [--device cpu]
 
 A perturbation metric is a loop of model calls; everything else (ranking, masking,
-imputing, scoring) is overhead. Each metric's floor is its number of forward passes (the
-images it sends to the model, counted, divided by the batch size) times the time of one
-batched forward of that size; the ratio says how much the overhead costs. quantus's
-PixelFlipping runs at the same number of steps as ``deletion`` for comparison. Random
-weights: the cost of a pass does not depend on them. Times are the best of ``--repeats``
-runs after a warm-up run, and the batched forward is re-timed beside each metric, so a
-change in the machine's load between rows does not skew a ratio.
+imputing, scoring) is overhead. Each metric's floor is the time of the same model calls,
+counted by a run (how many of each batch size), made on the unchanged images: a call's
+cost per image depends on its size, so the floor is timed at the sizes the metric uses;
+the ratio says how much the overhead costs. Beside it, the same passes as calls of the
+whole batch. quantus's PixelFlipping runs at the same number of steps as ``deletion``.
+Random weights: the cost of a pass does not depend on them.
+Times are the best of ``--repeats`` rounds after a warm-up run, each round timing the
+metric and its floors in turn, so a change in the machine's load does not skew a ratio.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from typing import Callable
 from unittest import mock
 
 import torch
 from torch import Tensor, nn
 
-from benchmarks.speed import best_seconds, suite_parser
+from benchmarks.speed import model_calls, suite_parser, tiled, timed_with_floor
 from signed_saliency import methods, metrics, models
-
-
-class CountingModel(nn.Module):
-    """The model, counting the images it is shown."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.images = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.images += x.shape[0]
-        return self.model(x)
 
 
 def quantus_pixel_flipping(
@@ -93,43 +82,43 @@ def main(argv: list[str] | None = None) -> None:
     method = methods.get(args.method)
     maps = method(model, x, target)
 
-    def forward() -> None:
-        with torch.inference_mode():
-            model(x)
+    def forward(size: int):
+        images = tiled(x, size)
+
+        def run() -> None:
+            with torch.inference_mode():
+                model(images)
+
+        return run
 
     print(
         f"{args.batch} images 3x{args.size}x{args.size}, {type(model).__name__}, {device}, "
         f"{torch.get_num_threads()} threads, maps of {method.name!r} ({method.direction}), {args.clock} clock\n"
     )
-    print(f"{'metric':<30}{'ms/image':>10}{'passes':>8}{'forward ms':>12}{'floor ms/image':>16}{'ratio':>8}")
+    print(f"{'metric':<30}{'ms/image':>10}{'passes':>8}{'calls':>7}{'floor ms/image':>16}{'ratio':>8}{'whole-batch ratio':>19}")
 
-    def row(label: str, seconds: float, passes: float, forward_seconds: float) -> None:
-        floor = passes * forward_seconds
+    def row(label: str, run: Callable[[], object], calls: Counter) -> None:
+        run()
+        seconds, floor, whole = timed_with_floor(run, calls, forward, args.batch, args.repeats, device, args.clock)
+        passes = sum(size * count for size, count in calls.items()) / args.batch
         print(
-            f"{label:<30}{seconds / args.batch * 1e3:>10.2f}{passes:>8.0f}{forward_seconds * 1e3:>12.1f}"
-            f"{floor / args.batch * 1e3:>16.2f}{seconds / floor:>8.2f}"
+            f"{label:<30}{seconds / args.batch * 1e3:>10.2f}{passes:>8.0f}{sum(calls.values()):>7}"
+            f"{floor / args.batch * 1e3:>16.2f}{seconds / floor:>8.2f}{seconds / whole:>19.2f}"
         )
 
-    counting = CountingModel(model)
     runs = [(name, {}) for name in ("deletion-paper", "deletion", "sign-flip", "insertion", "road")]
     runs.append((f"deletion (steps={args.quantus_steps})", {"steps": args.quantus_steps}))
     for label, settings in runs:
         metric = metrics.get(label.split(" ")[0])
-        counting.images = 0
-        metric(counting, x, target, maps, method, **settings)
-        seconds = best_seconds(
-            lambda: metric(model, x, target, maps, method, **settings), args.repeats, device, args.clock
-        )
-        row(label, seconds, counting.images / args.batch, best_seconds(forward, args.repeats, device, args.clock))
+        run = lambda: metric(model, x, target, maps, method, **settings)  # noqa: E731
+        row(label, run, model_calls(model, run))
 
     try:
         run = quantus_pixel_flipping(model, x, target, maps, args.quantus_steps)
     except ImportError:
         print("\nquantus not installed: no comparison")
         return
-    seconds = best_seconds(run, args.repeats, device, args.clock)
-    label = f"quantus PixelFlipping ({args.quantus_steps})"
-    row(label, seconds, args.quantus_steps, best_seconds(forward, args.repeats, device, args.clock))
+    row(f"quantus PixelFlipping ({args.quantus_steps})", run, model_calls(model, run))
 
 
 if __name__ == "__main__":

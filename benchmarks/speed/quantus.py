@@ -13,19 +13,24 @@ under the same thread limits (torch's and BLAS's) and the same steps:
 - ``random-logit`` (SSIM) against RandomLogit (SSIM, num_classes set);
 - ``sparseness`` against Sparseness, ``complexity`` against Complexity.
 
-For each: ms per image on both sides and their ratio (> 1: Quantus slower), the floor
-(forward or gradient passes counted on our side, times one batched pass; none for the two
-map-only measures) and our time over it, and how well the values agree. Quantus is a
-reference here, not a dependency of the library; its defects that the comparison meets
-are worked around as each row's note says. One timed call per side, ours after a warm-up
-call (a Quantus call takes minutes at 224 px), a pass of the floor the best of three;
-``--clock cpu`` counts every thread's
-CPU time, steadier than wall time on a machine others load.
+For each: ms per image on both sides and their ratio (> 1: Quantus slower), the floor and
+our time over it, and how well the values agree. The floor is the model calls our side
+makes, counted by a run (forward passes, or gradient passes of the method, by batch size:
+the randomisation checks' chunks, deletion's steps grouped into calls), each timed on the
+unchanged images at the same size, so the ratio is what the metric adds to its passes; the
+notes give the same passes as calls of the whole batch beside it. None for the two
+map-only measures. Quantus is a reference here, not a dependency of the library; its
+defects that the comparison meets are worked around as each row's note says. The fastest
+of ``--repeats`` timed calls per side (default one: a Quantus call takes minutes at 224
+px), ours after a warm-up call and in turns with its floor, so that a change in the
+machine's load reaches both; ``--clock cpu`` counts every thread's CPU time, steadier than
+wall time on a machine others load.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,14 +40,14 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from benchmarks.speed import best_seconds, seconds_of, suite_parser
-from benchmarks.speed.metrics import CountingModel, quantus_pixel_flipping
+from benchmarks.speed import fastest_seconds, model_calls, suite_parser, tiled, timed_with_floor
+from benchmarks.speed.metrics import quantus_pixel_flipping
 from signed_saliency import methods, metrics, models
 from signed_saliency.datasets.cifar10 import load_sample
 from signed_saliency.metrics import randomisation as randomisation_module
 from signed_saliency.models.checkpoints import load_checkpoint
 
-CHECKPOINT = Path(__file__).resolve().parents[1] / "results/paper/checkpoints/cifar10-resnet18.pt"
+CHECKPOINT = Path(__file__).resolve().parents[2] / "results/paper/checkpoints/cifar10-resnet18.pt"
 ROAD_PERCENTAGES = [10, 20, 30, 40, 50, 60, 70, 80, 90]
 
 
@@ -51,8 +56,8 @@ class Pair:
     name: str
     ours: Callable[[], object]
     theirs: Callable[[], object]
-    floor_passes: Callable[[], float]  # our passes, counted by a run; 0 for map-only measures
-    floor_kind: str  # "forward" or "gradient"
+    floor_calls: Callable[[], Counter[int]]  # our model calls by batch size, counted by a run; none for map-only measures
+    floor_kind: str  # "forward" or "gradient": what each call is
     agreement: Callable[[object, object], str]
     note: str
 
@@ -102,16 +107,10 @@ def pairs(inputs: Inputs, args) -> list[Pair]:
     model, x, target, maps, method = inputs.model, inputs.x, inputs.target, inputs.maps, inputs.method
     device_name = "cuda" if inputs.device.type == "cuda" else "cpu"
     height, width = maps.shape[-2:]
-    count = CountingModel(model)
     metric = lambda name, **settings: metrics.get(name)(model, x, target, maps, method, seed=42, **settings)  # noqa: E731
 
-    def counted(name: str, **settings) -> Callable[[], float]:
-        def passes() -> float:
-            count.images = 0
-            metrics.get(name)(count, x, target, maps, method, seed=42, **settings)
-            return count.images / len(x)
-
-        return passes
+    def counted(name: str, **settings) -> Callable[[], Counter[int]]:
+        return lambda: model_calls(model, lambda: metric(name, **settings))
 
     # deletion / PixelFlipping
     steps = args.quantus_steps
@@ -174,7 +173,7 @@ def pairs(inputs: Inputs, args) -> list[Pair]:
             f"{name} / {cls.__name__}",
             lambda: metric(name),
             lambda: quantus_metric(model=model, channel_first=True, device=device_name, batch_size=len(x), **inputs.arrays),
-            lambda: 0.0,
+            Counter,
             "forward",
             lambda ours, theirs: _max_difference(ours.values[""].numpy(), theirs) + " (Quantus adds 1e-7 to every value)",
             "no model: map only",
@@ -206,7 +205,7 @@ def pairs(inputs: Inputs, args) -> list[Pair]:
             "randomisation / MPRT",
             lambda: metric("randomisation", modes=("cascading",), measures=("spearman",)),
             _quiet(quantus_mprt),
-            lambda: 1.0 + len(randomisation_module.parameterised_layers(model)),
+            counted("randomisation", modes=("cascading",), measures=("spearman",)),
             "gradient",
             mprt_agreement,
             "Quantus re-seeds each layer with one seed; MPRT's average includes the original model ('orig' vs 'original')",
@@ -215,7 +214,7 @@ def pairs(inputs: Inputs, args) -> list[Pair]:
             "random-logit / RandomLogit",
             lambda: metric("random-logit", measures=("ssim",)),
             _quiet(quantus_random_logit),
-            lambda: 1.0,
+            counted("random-logit", measures=("ssim",)),
             "gradient",
             random_logit_agreement,
             "RandomLogit's num_classes defaults to 1000: set to 10",
@@ -241,14 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     with threadpool_limits(args.threads):
         inputs = Inputs(args, device)
-        time = lambda fn: seconds_of(fn, device, args.clock)  # noqa: E731
 
-        def forward() -> None:
-            with torch.inference_mode():
-                inputs.model(inputs.x)
+        def one_pass(kind: str, size: int) -> Callable[[], object]:
+            images, targets = tiled(inputs.x, size), tiled(inputs.target, size)
+            if kind == "gradient":
+                return lambda: inputs.method(inputs.model, images, targets)
 
-        def gradient() -> None:
-            inputs.method(inputs.model, inputs.x, inputs.target)
+            def forward() -> None:
+                with torch.inference_mode():
+                    inputs.model(images)
+
+            return forward
 
         print(
             f"{args.batch} images 3x{args.size}x{args.size}, {inputs.model_name}, {device}, {args.threads} threads "
@@ -261,20 +263,25 @@ def main(argv: list[str] | None = None) -> None:
             if args.only and not any(pair.name.startswith(prefix) for prefix in args.only):
                 continue
             ours_result = pair.ours()  # a warm-up, and the values compared
-            ours_seconds = time(pair.ours)
+            calls = pair.floor_calls()
+            kind = pair.floor_kind
+            ours_seconds, floor, whole = timed_with_floor(
+                pair.ours, calls, lambda size: one_pass(kind, size), args.batch, args.repeats, device, args.clock
+            )
             theirs_result = []
-            theirs_seconds = time(lambda: theirs_result.append(pair.theirs()))
-            passes = pair.floor_passes()
-            one_pass = forward if pair.floor_kind == "forward" else gradient
-            per_pass = best_seconds(one_pass, 3, device, args.clock) if passes else 0.0
-            floor = passes * per_pass
+            theirs_seconds = fastest_seconds(lambda: theirs_result.append(pair.theirs()), args.repeats, device, args.clock)
             per_image = lambda seconds: seconds / args.batch * 1e3  # noqa: E731
             floor_text = f"{per_image(floor):>14.2f}{ours_seconds / floor:>11.2f}" if floor else f"{'-':>14}{'-':>11}"
             print(
                 f"{pair.name:<36}{per_image(ours_seconds):>12.2f}{per_image(theirs_seconds):>10.2f}"
                 f"{theirs_seconds / ours_seconds:>8.2f}{floor_text}"
             )
-            floor_note = f"; floor: {passes:.0f} {pair.floor_kind} passes" if passes else ""
+            floor_note = ""
+            if calls:
+                passes = sum(size * count for size, count in calls.items()) / args.batch
+                sizes = ", ".join(f"{count} of {size}" for size, count in sorted(calls.items(), reverse=True))
+                floor_note = (f"; floor: {passes:.0f} {kind} passes in calls of our sizes ({sizes} images); "
+                              f"as passes of {args.batch}: {per_image(whole):.2f} ms/img, ours/that {ours_seconds / whole:.2f}")
             notes.append(f"{pair.name}: {pair.agreement(ours_result, theirs_result[0])}; {pair.note}{floor_note}")
         print("\nratio: Quantus's time over ours. Agreement and Quantus's defects, as handled:")
         for note in notes:

@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from signed_saliency.errors import UserError
@@ -88,18 +87,19 @@ def _ssim_pairs(first: Tensor, second: Tensor) -> Tensor:
     window = min(7, side if side % 2 else side - 1)
     cov_norm = window**2 / (window**2 - 1)  # skimage's sample covariance
 
-    def mean(values: Tensor) -> Tensor:
-        # skimage filters with reflection at the edges, then crops every window that reached
-        # past them: what is left are the windows wholly inside, which pooling visits
-        return F.avg_pool2d(values[:, None], window, stride=1)[:, 0]
-
     signed = torch.minimum(first.flatten(1).amin(dim=1), second.flatten(1).amin(dim=1)) < 0
     data_range = torch.where(signed, 2.0, 1.0).to(first.dtype).view(-1, 1, 1)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mean_first, mean_second = mean(first), mean(second)
-    var_first = cov_norm * (mean(first * first) - mean_first**2)
-    var_second = cov_norm * (mean(second * second) - mean_second**2)
-    covariance = cov_norm * (mean(first * second) - mean_first * mean_second)
+    # skimage filters with reflection at the edges, then crops every window that reached
+    # past them: what is left are the windows wholly inside. The five window means at once,
+    # each window summed along its rows, then its columns: on float64 on a CPU, 3x faster
+    # than avg_pool2d and 4x than a 7x7 pooling, within 1e-15 of both
+    products = torch.stack([first, second, first * first, second * second, first * second], dim=1)
+    means = products.unfold(2, window, 1).sum(dim=-1).unfold(3, window, 1).sum(dim=-1) / window**2
+    mean_first, mean_second, mean_squares_first, mean_squares_second, mean_products = means.unbind(dim=1)
+    var_first = cov_norm * (mean_squares_first - mean_first**2)
+    var_second = cov_norm * (mean_squares_second - mean_second**2)
+    covariance = cov_norm * (mean_products - mean_first * mean_second)
     ssim = ((2 * mean_first * mean_second + c1) * (2 * covariance + c2)) / (
         (mean_first**2 + mean_second**2 + c1) * (var_first + var_second + c2)
     )
