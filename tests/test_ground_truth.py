@@ -105,3 +105,12 @@ def test_the_images_marked_undefined_are_exactly_those_a_claim_does_not_apply_to
                 expected = zero if name == "pointing-game" else ~applies(direction, variant, truth.polarity)
                 assert torch.equal(output.undefined[variant], expected), (name, direction, variant)
                 assert torch.equal(value.isnan(), expected), (name, direction, variant)
+
+
+def test_sign_agreement_is_undefined_where_the_map_puts_no_mass_on_the_object():
+    truth = _truth()
+    maps = torch.rand(4, 8, 8) - 0.5
+    maps[2] = maps[2] * ~truth.mask[2]  # all of its mass off the object
+    output = metrics.get("sign-agreement")(None, None, None, maps, given_method("signed"), seed=0, ground_truth=truth)
+    assert output.undefined[""].tolist() == [False, False, True, False]
+    assert output.values[""].isnan().tolist() == [False, False, True, False]

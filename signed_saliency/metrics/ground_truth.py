@@ -149,8 +149,8 @@ def sign_agreement(call: MetricCall) -> MetricOutput:
     matching polarity and 0 on the others whatever the map looks like: on a balanced
     dataset 0.5 for every such method, which measures the dataset, not the map. Their sign
     is tested by ``sign-localisation`` and ``mask-auc``, whose ``""`` and ``wrong-polarity``
-    variants compare where the map puts its mass on the two polarities. NaN where the map
-    puts no mass on the object.
+    variants compare where the map puts its mass on the two polarities. Undefined (NaN)
+    where the map puts no mass on the object.
     """
     if call.method.direction != "signed":
         return MetricOutput()
@@ -160,4 +160,4 @@ def sign_agreement(call: MetricCall) -> MetricOutput:
     total = inside.abs().sum(dim=1)
     agreeing = (inside * polarity.view(-1, 1)).clamp(min=0).sum(dim=1)
     share = agreeing / total.clamp(min=torch.finfo(torch.float64).tiny)
-    return MetricOutput.of({"": share.where(total > 0, _nan_like(share))})
+    return MetricOutput.of({"": share}, undefined={"": total == 0})
