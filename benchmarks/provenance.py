@@ -103,12 +103,15 @@ def record_unreported_run(out: Path, run_id: str, record: dict[str, Any]) -> Non
     write_atomically(_unreported_path(out, run_id), lambda temporary: temporary.write_text(json.dumps(record)))
 
 
-def _manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """``folder``'s manifest.json, or {} where it has none (a slice writes none)."""
     path = folder / MANIFEST
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _unreported_records(folder: Path, exclude: Optional[Path] = None) -> tuple[list[Path], list[dict[str, Any]]]:
+def unreported_records(folder: Path, exclude: Optional[Path] = None) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The run records of ``folder``'s invocations that never reported (their paths, and the
+    records marked ``reported: False``), but ``exclude``."""
     paths = sorted(path for path in folder.glob(_unreported_path(folder, "*").name) if path != exclude)
     return paths, [{**json.loads(path.read_text()), "reported": False} for path in paths]
 
@@ -122,11 +125,11 @@ def merge_manifests(directories: list[Path], out: Path) -> list[Path]:
     merged: dict[str, Any] = {}
     runs, without = [], []
     for directory in directories:
-        manifest = _manifest(directory)
+        manifest = read_manifest(directory)
         if not manifest:
             without.append(directory)
         merged = merged or manifest
-        _, unreported = _unreported_records(directory)
+        _, unreported = unreported_records(directory)
         runs += [{**record, "folder": str(directory)} for record in [*manifest.get("runs", []), *unreported]]
     merged = {key: value for key, value in merged.items() if key not in ("wall_seconds", "stage_seconds")}
     merged.update(runs=runs, merged_from=[str(directory) for directory in directories])
@@ -153,9 +156,9 @@ def write_manifest(
     :func:`record_unreported_run` records, marked ``"reported": false``."""
     import torch
 
-    runs = _manifest(out).get("runs", [])
+    runs = read_manifest(out).get("runs", [])
     own = _unreported_path(out, run_id) if run_id is not None else None
-    unreported, records = _unreported_records(out, exclude=own)
+    unreported, records = unreported_records(out, exclude=own)
     runs += records
     this_run = run_record(stage_seconds, wall_seconds, shards_computed)
     if shards_computed:

@@ -90,6 +90,7 @@ def land_weights(files_at: Path, files: dict, checkpoints: Path, replace: bool) 
 
 
 def land_rows(files_at: Path, report: dict, results: Path) -> list[str]:
+    from benchmarks import provenance
     from benchmarks.store import archive
 
     files = report["calls"][-1]["files"]
@@ -109,10 +110,8 @@ def land_rows(files_at: Path, report: dict, results: Path) -> list[str]:
             rows = archive.read(folder)
             archive.write(results / part, rows)
             # the device's runs, for the next report's manifest: their wall time by stage
-            manifest_path = folder / "manifest.json"
-            manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-            runs = manifest.get("runs", []) + [json.loads(path.read_text())
-                                               for path in sorted(folder.glob("run-unreported-*.json"))]
+            manifest = provenance.read_manifest(folder)
+            runs = manifest.get("runs", []) + provenance.unreported_records(folder)[1]
             for number, run in enumerate(runs):
                 record = {**run, "device": manifest.get("device"), "device_name": device_name}
                 record.pop("reported", None)
