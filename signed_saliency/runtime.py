@@ -97,12 +97,13 @@ def forward_model(model: nn.Module, precision: str) -> nn.Module:
 
 
 @contextlib.contextmanager
-def seeded_random(x: Tensor, seed: int) -> Iterator[None]:
+def seeded_random(device: torch.device, seed: int) -> Iterator[None]:
     """torch's and numpy's global random states seeded with ``seed`` for the duration (torch
-    on the CPU and on ``x``'s GPU), then restored: a sampling method's map is reproducible
-    and its call leaves the caller's random streams alone. captum's samplers draw from
-    both (GradientShap's baselines and path points from numpy, noise from torch)."""
-    devices = [x.device] if x.device.type == "cuda" else []
+    on the CPU and on ``device`` if a GPU), then restored: a sampling method's map is
+    reproducible and its call leaves the caller's random streams alone. captum's samplers
+    draw from both (GradientShap's baselines and path points from numpy, noise from torch),
+    and so does Quantus."""
+    devices = [device] if device.type == "cuda" else []
     numpy_state = np.random.get_state()
     try:
         with torch.random.fork_rng(devices=devices):

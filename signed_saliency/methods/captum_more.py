@@ -146,7 +146,7 @@ def gradient_shap(
     """GradientSHAP (Lundberg & Lee 2017): expected gradients from flat grey references, x minus reference times gradient; signed."""
     from captum.attr import GradientShap
 
-    with seeded_random(x, seed):
+    with seeded_random(x.device, seed):
         attributions = GradientShap(model).attribute(
             x, baselines=flat_references(x, levels), n_samples=samples, target=target
         )
@@ -222,7 +222,7 @@ def _surrogate(
     surrogate = getattr(captum.attr, explainer)(model)
     maps = []
     for image, image_target, mask in zip(x, target, superpixels(x, segments)):
-        with seeded_random(x, seed):
+        with seeded_random(x.device, seed):
             maps.append(
                 surrogate.attribute(
                     image[None],
@@ -325,7 +325,7 @@ def _noise_tunnel(
     """captum's NoiseTunnel of kind ``kind`` over raw dS_c/dI, with smoothgrad's noise; max over channels."""
     from captum.attr import NoiseTunnel, Saliency
 
-    with seeded_random(x, seed):
+    with seeded_random(x.device, seed):
         attributions = NoiseTunnel(Saliency(model)).attribute(
             x,
             nt_type=kind,

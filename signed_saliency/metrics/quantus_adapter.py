@@ -43,7 +43,7 @@ import inspect
 import io
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ from signed_saliency.metrics.quantus_specs import (
 )
 from signed_saliency.metrics.setting_checks import name_or_number
 from signed_saliency.registry import UnknownNameError, describe
-from signed_saliency.runtime import evaluation_mode, model_device
+from signed_saliency.runtime import evaluation_mode, model_device, output_count, seeded_random
 
 PREFIX = "quantus:"
 
@@ -113,21 +113,6 @@ def quantus_kwargs(name: str, shape: Shape, settings: Mapping[str, Any], *, seed
     return kwargs
 
 
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """NumPy's global generator and torch's seeded with ``seed`` (Quantus draws from both),
-    and both restored afterwards."""
-    state = np.random.get_state()
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(state)
-
-
 def explain_func(method: Method) -> Callable[..., np.ndarray]:
     """Quantus's ``explain_func``: ``method``'s maps of ``inputs`` for ``targets``, (N,1,H,W)."""
 
@@ -163,7 +148,7 @@ class QuantusCall:
         Raises what Quantus raises."""
         spec = SPECS[self.name]
         selected = slice(None) if images is None else torch.as_tensor(images, dtype=torch.long)
-        device = model_device(self.call.model, self.call.x.device)
+        device = self.call.device
         x_batch = self.call.x[selected].detach().float().cpu().numpy()
         arguments: dict[str, Any] = dict(
             x_batch=x_batch,
@@ -180,11 +165,10 @@ class QuantusCall:
         kwargs = quantus_kwargs(self.name, tuple(self.call.x.shape[1:]), self.settings, seed=self.call.seed)
         # out of inference mode, which a caller may be in: Quantus re-initialises layers in
         # place and our explain_func takes gradients
-        with evaluation_mode(self.call.model), torch.inference_mode(False), seeded(self.call.seed, device), \
+        with evaluation_mode(self.call.model), torch.inference_mode(False), seeded_random(device, self.call.seed), \
                 quantus_fixes(self.call.x.shape[1]):
             if self.name == "RandomLogit":
-                with torch.no_grad():
-                    kwargs["num_classes"] = int(self.call.model(self.call.x[:1].to(device)).shape[1])
+                kwargs["num_classes"] = output_count(self.call.model, self.call.x[:1].to(device))
             metric = _quantus_class(self.name)(**kwargs)
             if not spec.keep_postprocess:
                 metric.custom_postprocess = lambda **_: None
