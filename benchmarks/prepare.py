@@ -21,7 +21,7 @@ from benchmarks.provenance import StageTimer
 from signed_saliency import datasets
 from signed_saliency.datasets.core import ImageSet
 from signed_saliency.errors import UserError
-from signed_saliency.runtime import forward_model
+from signed_saliency.runtime import forward_model, output_count
 
 
 class MissingCheckpointError(UserError):
@@ -78,11 +78,6 @@ def choose_images(images: ImageSet, n_images: Optional[int], seed: int) -> Image
     return images.subset(chosen)
 
 
-def output_count(module: nn.Module, image_size: int, device: torch.device) -> int:
-    with torch.no_grad():
-        return int(module(torch.zeros(1, 3, image_size, image_size, device=device)).shape[1])
-
-
 def load_external_model(
     dataset_run: DatasetRun, model_name: str, num_classes: int, image_size: int, device: torch.device,
     checkpoint: Optional[CheckpointChoice],
@@ -99,7 +94,8 @@ def load_external_model(
     module = resolved.module.to(device).eval()
     return LoadedModel(
         name=model_name, module=module, checkpoint=resolved.weights, sha256=resolved.sha256,
-        forward_module=forward_model(module, dataset_run.precision), num_classes=output_count(module, image_size, device),
+        forward_module=forward_model(module, dataset_run.precision),
+        num_classes=output_count(module, torch.zeros(1, 3, image_size, image_size, device=device)),
     )
 
 
