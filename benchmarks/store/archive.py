@@ -78,8 +78,9 @@ def _archived_in(folder: Path) -> set[str]:
     paths = [folder / f"{table}.parquet" for table in _TABLES]
     if not all(path.is_file() for path in paths):
         return set()
-    held = set.intersection(*(set(json.loads(pq.read_schema(path).metadata[_SHARDS_KEY])) for path in paths))
-    columns = pq.read_schema(paths[0]).names
+    schemas = [pq.read_schema(path) for path in paths]
+    held = set.intersection(*(set(json.loads(schema.metadata[_SHARDS_KEY])) for schema in schemas))
+    columns = schemas[0].names
     if "value" in columns and UNDEFINED not in columns:  # a folder of empty shards holds no value at all
         held -= undecided(pd.read_parquet(paths[0], columns=["shard", "value"]))
     return held
