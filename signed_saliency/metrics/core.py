@@ -29,7 +29,7 @@ correlation, a wrong-polarity claim is not scored on the right-polarity images) 
 
 A metric whose cost is recomputing maps (the sanity checks run the methods again on
 changed models) registers with ``jointly=True`` and takes a :class:`JointCall` of every
-method at once (``call.methods``, ``call.maps_of(name)``), so the methods share their
+method at once (``call.methods``, ``call.maps[name]``), so the methods share their
 gradient passes as :func:`signed_saliency.methods.explain` shares them, returning
 ``{method name: MetricOutput}``. Called on one method, such a metric behaves as any other;
 :meth:`Metric.score_methods` scores several with one call or a loop, as fits.
@@ -166,9 +166,6 @@ class JointCall(_Call):
 
     maps: Mapping[str, Tensor]  # method name -> (N,H,W)
     methods: tuple[Method, ...]
-
-    def maps_of(self, name: str) -> Tensor:
-        return self.maps[name]
 
 @dataclass(frozen=True)
 class Metric:
