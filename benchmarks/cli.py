@@ -190,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
         if args.checkpoint or args.image_size:
             raise UserError(f"--checkpoint and --image-size are for single configs, not suite {loaded.name!r}")
         out = output_folder(loaded.name, own=not args.plugin and is_committed_config(args.config), args=args, identity={"suite": loaded.parts})
-        options = dataclasses.replace(options, reuse_archive=True)
         pipeline.run_suite(loaded, parts, options, out, only_parts=args.parts, compute=chosen)
         return 0
     if args.parts:

@@ -162,7 +162,7 @@ def execute(
             chosen = [methods.get(name) for name in dict.fromkeys(shard.method for shard in pending)]
             maps = explain_supported(model.module, batch.x, batch.predicted, chosen, unsupported[key])
         for name in sorted(unsupported[key].keys() - known):
-            if name in maps or not any(shard.method == name for shard in pending):
+            if not any(shard.method == name for shard in pending):
                 continue
             reason = unsupported[key][name]
             progress.write(f"warning: skipping {name} on {group.dataset}/{group.model}: {reason}", file=sys.stderr)
