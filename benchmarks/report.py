@@ -131,7 +131,7 @@ def build_report(directories: list[Path], out: Path, *, draw_figures: bool = Tru
         variant=pd.Categorical(scores["variant"], categories=list(dict.fromkeys(scores["variant"])), ordered=True),
     ).sort_values(["dataset", "model", "metric", "method", "variant", "image"], kind="stable")
     _write_csv(in_scores_order(scores), out / "scores.csv")
-    archive.write(out, collected.rows)
+    archive.write(out, collected.rows, collected.archived.get(out))
     if not curves.empty:
         _write_csv(curves.sort_values(statistics.GROUP + ["image", "x"], kind="stable"), out / "curves.csv")
     else:  # every row came from the archive: a curves.csv left from before would not match scores.csv

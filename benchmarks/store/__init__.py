@@ -192,6 +192,7 @@ class Collected:
     missing: list[str]
     skipped: list[dict[str, str]]  # (dataset, model, method) pairs a method cannot explain: see save_skipped
     rows: dict[str, dict[str, pd.DataFrame]]  # shard to its scores and curve statistics: what is archived
+    archived: dict[Path, dict[str, dict[str, pd.DataFrame]]]  # each directory's archive as read (see archive.write)
 
     @property
     def curve_means(self) -> pd.DataFrame:
@@ -207,9 +208,10 @@ def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *,
     for directory, other in zip(directories[1:], plans[1:]):
         if other["shards"] != plan["shards"]:
             raise UserError(f"{directory} was run with another config than {directories[0]}: its plan differs")
+    read = {directory: archive.read(directory) for directory in directories}
     archived: dict[str, dict[str, pd.DataFrame]] = {}
     for directory in reversed(directories):
-        archived.update(archive.read(directory))
+        archived.update(read[directory])
     skipped_pairs = skipped(directories)
     left_out = {(record["dataset"], record["model"], record["method"]) for record in skipped_pairs}
     per_image_curves, rows, missing = [], {}, []
@@ -239,6 +241,7 @@ def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *,
         missing=missing,
         skipped=skipped_pairs,
         rows=rows,
+        archived=read,
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -126,16 +127,18 @@ def read(directory: Path) -> dict[str, dict[str, pd.DataFrame]]:
     return archived
 
 
-def write(directory: Path, rows: dict[str, dict[str, pd.DataFrame]]) -> None:
+def write(directory: Path, rows: dict[str, dict[str, pd.DataFrame]],
+          archived: Optional[dict[str, dict[str, pd.DataFrame]]] = None) -> None:
     """Archive ``rows`` (shard relative path to its ``scores`` and ``curve-statistics``) in
-    ``directory``, keeping what is already archived there: shards outside the current plan
-    stay, since another config may plan them. A folder whose shards are all archived
+    ``directory``, keeping what is already archived there (``archived``, if the caller has
+    just :func:`read` it, as a report has: at the paper suite's size a read takes seconds):
+    shards outside the current plan stay, since another config may plan them. A folder whose shards are all archived
     already is left as it is: a shard's key fixes its rows, and a rewrite would change the
     files' bytes with nothing but the pandas and pyarrow versions written into them."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    archived = read(directory)
+    archived = read(directory) if archived is None else archived
     merged = {**archived, **rows}
     by_folder: dict[Path, list[str]] = {}
     for shard in sorted(merged):
