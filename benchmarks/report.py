@@ -96,7 +96,8 @@ def merge_provenance(directories: list[Path], out: Path, scores: pd.DataFrame) -
     """The inputs' example maps and manifests into the merged folder ``out``, with one line
     on what is missing and how to add it (slices save neither maps nor a manifest)."""
     held = {path.stem for path in store.merge_examples(directories, out)}
-    lacking = [f"{d}-{m}" for d, m in dict.fromkeys(zip(scores["dataset"], scores["model"])) if f"{d}-{m}" not in held]
+    lacking = [f"{d}-{m}" for d, m in dict.fromkeys(zip(scores["dataset"], scores["model"]))
+               if store.pair_stem(d, m) not in held]
     without = provenance.merge_manifests(directories, out)
     if lacking or len(without) == len(directories):
         missing = [f"example maps of {', '.join(lacking)}"] * bool(lacking)

@@ -201,3 +201,16 @@ def test_the_map_grid_has_a_row_for_every_method_and_a_colourbar_per_kind_of_map
     assert len(colourbars) == 2 and colourbars[0].get_xlim() == (-1.0, 1.0)
     assert figure.axes[2].get_title(loc="center").endswith("pred: zero")  # wrong predictions are named
     plt.close("all")
+
+
+def test_a_folder_datasets_figures_are_filed_under_its_own_section():
+    from types import SimpleNamespace
+
+    from benchmarks.page.words import figures_of
+    from benchmarks.store import pair_stem
+
+    dataset = "folder:/data/pets"  # its figures' names hold it path-safe, as the shards do
+    figure = Path(f"figures/curves-deletion-{pair_stem(dataset, 'cnn')}.png")
+    run = SimpleNamespace(figures=[figure, Path("figures/curves-deletion-cifar10-cnn.png")],
+                          plan={"metrics": ["deletion"]})
+    assert figures_of(run, dataset, "cnn") == [figure]

@@ -37,11 +37,6 @@ __all__ = [
 ]
 
 
-def _file_part(dataset: str, model: str) -> str:
-    """(dataset, model) in a figure's file name, as the shards name them (``folder:PATH`` holds slashes)."""
-    return f"{store.path_component(dataset)}-{store.path_component(model)}"
-
-
 def draw_all(out: Path, scores: pd.DataFrame, curve_means: pd.DataFrame, plan: dict[str, Any]) -> None:
     """``curve_means``: per curve point, ``mean`` and ``sem`` over images (store.Collected.curve_means)."""
     folder = out / "figures"
@@ -54,10 +49,10 @@ def draw_all(out: Path, scores: pd.DataFrame, curve_means: pd.DataFrame, plan: d
         for (dataset, model, metric), block in curve_means.groupby(["dataset", "model", "metric"], sort=False):
             arguments = (block, methods_meta, f"{metric}: {dataset} / {model}", metrics_meta[metric]["curve_x"],
                          metrics_meta[metric].get("higher_is_better", True))
-            save(curve_figure(*arguments), folder / f"curves-{metric}-{_file_part(dataset, model)}")
+            save(curve_figure(*arguments), folder / f"curves-{metric}-{store.pair_stem(dataset, model)}")
             others = families_figure(*arguments)
             if others is not None:
-                save(others, folder / f"curves-{metric}-{_file_part(dataset, model)}-families")
+                save(others, folder / f"curves-{metric}-{store.pair_stem(dataset, model)}-families")
     truth = scores[scores["metric"].map(lambda m: metrics_meta.get(m, {}).get("family") == "ground-truth")]
     for (dataset, model), block in truth.groupby(["dataset", "model"], sort=False):
-        save(bar_figure(block, f"ground truth: {dataset} / {model}", metrics_meta), folder / f"ground-truth-{_file_part(dataset, model)}")
+        save(bar_figure(block, f"ground truth: {dataset} / {model}", metrics_meta), folder / f"ground-truth-{store.pair_stem(dataset, model)}")

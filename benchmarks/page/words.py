@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from benchmarks.page.folder import FIGURE_KINDS, Folder, escape
 from benchmarks.page.tables import arrow
-from benchmarks.store import archive
+from benchmarks.store import archive, pair_stem
 
 
 def figure_html(path: Path, prefix: str, caption: str) -> str:
@@ -44,7 +44,7 @@ def figure_caption(path: Path, plan: dict[str, Any]) -> str:
 def figures_of(run: Folder, dataset: str, model: str) -> list[Path]:
     """The figures of one (dataset, model), maps first, then the curves in the plan's metric
     order (main figure before its small multiples), then ground truth."""
-    tag = f"-{dataset}-{model}"
+    tag = f"-{pair_stem(dataset, model)}"
     mine = [p for p in run.figures if p.stem.endswith(tag) or p.stem.endswith(f"{tag}-families")]
     order = {m: i for i, m in enumerate(run.plan["metrics"])}
 

@@ -132,8 +132,14 @@ def copy_plan(source: Path, out: Path) -> None:
     write_atomically(out / PLAN, lambda temporary: temporary.write_text(text))
 
 
+def pair_stem(dataset: str, model: str) -> str:
+    """(dataset, model) in file names (example maps, figures), as the shards name them:
+    ``folder:PATH`` holds slashes."""
+    return f"{path_component(dataset)}-{path_component(model)}"
+
+
 def examples_path(out: Path, dataset: str, model: str) -> Path:
-    return out / EXAMPLES / f"{path_component(dataset)}-{path_component(model)}.pt"
+    return out / EXAMPLES / f"{pair_stem(dataset, model)}.pt"
 
 
 def examples_key(path: Path) -> Optional[str]:
