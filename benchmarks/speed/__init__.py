@@ -89,17 +89,20 @@ def tiled(x: Tensor, size: int) -> Tensor:
     return x.repeat(math.ceil(size / len(x)), *[1] * (x.dim() - 1))[:size]
 
 
-def floor_seconds(
-    calls: Counter[int], one_pass: Callable[[int], Callable[[], object]], device: torch.device, clock: str
-) -> float:
-    """The time of the passes ``calls`` counts, at the same batch sizes (a pass of 128 images
-    costs per image what one of 64 does not), made in one block like the metric makes them
-    (each size warmed up first): a metric's floor, whatever it does besides."""
-    if not calls:
-        return 0.0
+def warmed_passes(calls: Counter[int], one_pass: Callable[[int], Callable[[], object]]) -> dict[int, Callable[[], object]]:
+    """One pass per batch size in ``calls``, each run once (a warm-up)."""
     passes = {size: one_pass(size) for size in calls}
     for run in passes.values():
         run()
+    return passes
+
+
+def floor_seconds(calls: Counter[int], passes: dict[int, Callable[[], object]], device: torch.device, clock: str) -> float:
+    """The time of the passes ``calls`` counts, at the same batch sizes (a pass of 128 images
+    costs per image what one of 64 does not), made in one block like the metric makes them
+    (``passes`` from :func:`warmed_passes`): a metric's floor, whatever it does besides."""
+    if not calls:
+        return 0.0
     return seconds_of(lambda: [passes[size]() for size, count in calls.items() for _ in range(count)], device, clock)
 
 
@@ -121,11 +124,13 @@ def timed_with_floor(
     passes = sum(size * count for size, count in calls.items()) / batch
     whole_calls = Counter({batch: round(passes)}) if passes else Counter()
 
+    own, whole_batch = warmed_passes(calls, one_pass), warmed_passes(whole_calls, one_pass)
+
     def one_round() -> tuple[float, float, float]:
         return (
             seconds_of(run, device, clock),
-            floor_seconds(calls, one_pass, device, clock),
-            floor_seconds(whole_calls, one_pass, device, clock) * passes / max(1, round(passes)),
+            floor_seconds(calls, own, device, clock),
+            floor_seconds(whole_calls, whole_batch, device, clock) * passes / max(1, round(passes)),
         )
 
     rounds = [one_round()]

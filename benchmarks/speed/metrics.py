@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'metric':<30}{'ms/image':>10}{'passes':>8}{'calls':>7}{'floor ms/image':>16}{'ratio':>8}{'whole-batch ratio':>19}")
 
     def row(label: str, run: Callable[[], object], calls: Counter) -> None:
-        run()
+        # ``calls`` were counted by a run of ``run``: that was its warm-up
         seconds, floor, whole = timed_with_floor(run, calls, forward, args.batch, args.repeats, device, args.clock)
         passes = sum(size * count for size, count in calls.items()) / args.batch
         print(
