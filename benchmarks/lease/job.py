@@ -42,13 +42,12 @@ from typing import Optional
 
 from benchmarks.lease.progress import call_started, log
 from benchmarks.lease.settings import DATASET, Settings, parse_args
-from benchmarks.lease.stage import sha256_file
+from benchmarks.lease.stage import PART_FOLDERS, MiB, sha256_file
 from benchmarks.lease.streams import stream, stream_all
 
-MiB = 1 << 20
 PART_BYTES = 15 * MiB  # the return limit is 16 MiB a file
 MAX_FILES = 8
-PARTS = {"tables2-3": "paper-deletion", "suite": "paper-suite"}
+PARTS = dict(zip(("tables2-3", "suite"), PART_FOLDERS))  # stage -> the paper config's part it runs
 REPORT = "lease-report.json"
 RESULTS_TAR = "results.tar"
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+) loss ([\d.]+) \(([\d.]+) s\)")

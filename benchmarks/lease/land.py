@@ -80,11 +80,12 @@ def land_weights(files_at: Path, files: dict, checkpoints: Path, replace: bool) 
         if sha256_file(target) == manifest["sha256"]:
             return f"{target} is there already"
         raise LandError(f"{target} exists with other weights: pass --replace to replace them")
+    split_sha256 = next(entry["whole_sha256"] for entry in files.values() if entry.get("of") == whole)
+    if split_sha256 != manifest["sha256"]:
+        raise LandError(f"{whole} does not match its manifest's sha256")
     with tempfile.TemporaryDirectory(dir=checkpoints) as temporary:
-        joined = join_parts(files_at, files, whole, Path(temporary) / whole)
-        if sha256_file(joined) != manifest["sha256"]:
-            raise LandError(f"{whole} does not match its manifest's sha256")
-        shutil.move(joined, target)
+        # join_parts holds the joined file to the sha256 of the file that was split, which is the manifest's
+        shutil.move(join_parts(files_at, files, whole, Path(temporary) / whole), target)
     shutil.copyfile(manifest_path, target.with_suffix(".json"))
     return f"{target} ({manifest['test_accuracy']:.4f} test accuracy, {manifest.get('device_name', manifest['device'])})"
 

@@ -29,7 +29,7 @@ from benchmarks.lease import land, stage, travel
 from benchmarks.lease.progress import log
 
 REPO = Path(__file__).resolve().parents[2]
-RETURN_FILES, RETURN_FILE_BYTES, RETURN_BYTES = 8, 16 * travel.MiB, 64 * travel.MiB
+RETURN_FILES, RETURN_FILE_BYTES, RETURN_BYTES = 8, 16 * stage.MiB, 64 * stage.MiB
 RETURN_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -49,7 +49,7 @@ def device_tree(dest: Path, carry: dict[str, Path], repo: Path = REPO) -> int:
             sizes[str(target.relative_to(dest))] = file.stat().st_size
     total = sum(sizes.values())
     if total > travel.LIMIT:
-        raise SystemExit(f"a call would carry {total / travel.MiB:.1f} MiB, over the 64 MiB limit")
+        raise SystemExit(f"a call would carry {total / stage.MiB:.1f} MiB, over the 64 MiB limit")
     return total
 
 
@@ -92,7 +92,7 @@ def rehearse(work: Path, data_root: Path, chunks: int, per_class: int, job_optio
     members = [stage.tar_bytes((data_root / f).stat().st_size) for f in files]
     # room for an even share and one more file: the cut then makes exactly ``chunks``
     room = sum(members) / chunks + max(members) + stage.chunk_reserve(len(files))
-    manifest = stage.cut(data_root, here, per_class=per_class, max_mib=room / travel.MiB)
+    manifest = stage.cut(data_root, here, per_class=per_class, max_mib=room / stage.MiB)
     names = [chunk["name"] for chunk in manifest["chunks"]]
     machine, seconds = work / "machine", {}
     wheels = {".whl": REPO / ".whl"} if (REPO / ".whl").is_dir() else {}
@@ -106,7 +106,7 @@ def rehearse(work: Path, data_root: Path, chunks: int, per_class: int, job_optio
         command = ["bash", "benchmarks/lease/job.sh", "run" if last else "stage"]
         if last:
             command += job_options
-        log(f"rehearsal call {number}/{len(names)}: {carried / travel.MiB:.2f} MiB travel; "
+        log(f"rehearsal call {number}/{len(names)}: {carried / stage.MiB:.2f} MiB travel; "
             f"{' '.join(command)}")
         seconds[f"call {number}"] = round(call(tree, work / f"out-{number}", machine, command), 1)
     out = work / f"out-{len(names)}"

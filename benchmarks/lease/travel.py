@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Iterable, Optional
 
-MiB = 1 << 20
+from benchmarks.lease.stage import MiB
+
 LIMIT = 64 * MiB
 RESULTS = "results"
 
