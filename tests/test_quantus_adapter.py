@@ -13,6 +13,8 @@ import torch
 
 quantus = pytest.importorskip("quantus")
 
+from helpers import given_method  # noqa: E402
+
 from signed_saliency import methods, metrics  # noqa: E402
 from signed_saliency.datasets.core import GroundTruth  # noqa: E402
 from signed_saliency.errors import UserError  # noqa: E402
@@ -190,7 +192,7 @@ def test_features_in_step_counts_channels_and_pixel_flipping_equals_deletion(tin
         quantus.PixelFlipping(features_in_step=3 * 8, disable_warnings=True)(
             model=tiny_cnn, x_batch=x.numpy(), y_batch=target.numpy(), a_batch=maps[:, None].numpy(),
             channel_first=True, device="cpu")
-    increase = Method(name="increase-test", fn=lambda *a: None, direction="increase")
+    increase = given_method("increase")
     ours = metrics.get("quantus:PixelFlipping")(tiny_cnn, x, target, maps, increase, perturb_baseline=0.0)
     native = metrics.get("deletion")(tiny_cnn, x, target, maps, increase, steps=32)  # 8 pixels a step, as ours
     np.testing.assert_allclose(ours.curves[""].y.numpy(), native.curves["black/probability"].y[:, 1:].numpy(), atol=1e-5)
@@ -222,7 +224,7 @@ def test_road_per_image_on_one_channel_and_error_rows_on_rgb(batch):
     x = torch.rand(4, 1, SIZE, SIZE)
     target = torch.tensor([0, 1, 2, 0])
     maps = torch.rand(4, SIZE, SIZE)
-    increase = Method(name="increase-test", fn=lambda *a: None, direction="increase")
+    increase = given_method("increase")
     percentages = [10, 50, 90]
     ours = metrics.get("quantus:ROAD")(model, x, target, maps, increase, percentages=percentages)
     reference = quantus.ROAD(percentages=percentages, normalise=True, normalise_func=qa.normalise_each_by_max,
@@ -253,7 +255,7 @@ def test_mprt_average_leaves_out_the_original_model(batch):
 
 def test_attribution_localisation_keeps_a_signed_maps_ranking(batch):
     model, x, target, truth = batch
-    signed = Method(name="signed-test", fn=lambda *a: None, direction="signed")
+    signed = given_method("signed")
     claim = truth.mask.float() * truth.polarity.view(-1, 1, 1)  # + on bright objects, - on dark ones
     metric = metrics.get("quantus:AttributionLocalisation")
     assert metric(model, x, target, claim, signed, ground_truth=truth).values[""].tolist() == pytest.approx([1.0] * 4)
