@@ -170,12 +170,14 @@ def execute(
         explained = [shard for shard in pending if shard.method in maps]
         progress.update(len(pending) - len(explained))
         pending = explained
-        nonfinite[key] = nonfinite.get(key, NonFiniteMaps()).merged(find_nonfinite(maps))
+        batch_nonfinite = find_nonfinite(maps)
+        nonfinite[key] = nonfinite.get(key, NonFiniteMaps()).merged(batch_nonfinite)
         label_of = dict(zip(batch.image_ids, item.images.labels[list(group.image_positions)].tolist()))
         shards = _by_metric(pending)
         calls = engine.score_maps(
             model.module, batch, maps, {metric: list(chosen) for metric, chosen in shards.items()},
             settings=config.settings, forward_model=model.forward_module, around_call=around_call, stop=past_deadline,
+            nonfinite=batch_nonfinite,
         )
         for metric, call, rows in calls:
             for method in call:

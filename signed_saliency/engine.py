@@ -96,11 +96,13 @@ def score_batch(
     metric: Metric,
     settings: Optional[Mapping[str, Any]] = None,
     progress: Optional[Progress] = None,
+    nonfinite: Optional[NonFiniteMaps] = None,
 ) -> Rows:
     """One call of ``metric`` on several methods' maps of one batch (``maps`` keyed by
     method name); see :meth:`Metric.score_methods`. An image whose map is not finite is not
-    scored: its rows carry NaN."""
-    nonfinite = find_nonfinite({method.name: maps[method.name] for method in methods})
+    scored: its rows carry NaN (``nonfinite``: which those are, if the caller knows)."""
+    if nonfinite is None:
+        nonfinite = find_nonfinite({method.name: maps[method.name] for method in methods})
     outputs = metric.score_methods(
         model, batch.x, batch.target, without_nonfinite(maps, nonfinite), methods, seed=batch.seed,
         ground_truth=batch.ground_truth, progress=progress, **dict(settings or {}),
@@ -123,6 +125,7 @@ def score_maps(
     forward_model: Optional[nn.Module] = None,
     around_call: Callable[[Metric, list[Method]], ContextManager[Optional[Progress]]] = _no_progress,
     stop: Callable[[], bool] = lambda: False,
+    nonfinite: Optional[NonFiniteMaps] = None,
 ) -> Iterator[tuple[Metric, list[Method], Rows]]:
     """The batch loop: every metric of ``chosen`` on its methods' maps, one call at a time,
     yielding each call's rows as it finishes.
@@ -130,8 +133,11 @@ def score_maps(
     ``forward_model`` (a low-precision copy, say) runs the forward-only metrics' passes.
     ``around_call`` wraps each call and may give it a progress callback; ``stop`` is asked
     before each metric but the first (whose maps are paid for), and ends the loop when true.
+    ``nonfinite``: :func:`find_nonfinite` of ``maps``, if the caller has it; else found here,
+    once for every call (a device sync on a GPU).
     """
     settings = settings or {}
+    nonfinite = find_nonfinite(maps) if nonfinite is None else nonfinite
     for position, (metric, methods) in enumerate(chosen.items()):
         if position and stop():
             return
@@ -139,7 +145,7 @@ def score_maps(
         for call in metric_calls(metric, methods):
             with around_call(metric, call) as progress:
                 rows = score_batch(scorer, batch, maps, methods=call, metric=metric,
-                                   settings=settings.get(metric.name), progress=progress)
+                                   settings=settings.get(metric.name), progress=progress, nonfinite=nonfinite)
             yield metric, call, rows
 
 
@@ -235,8 +241,10 @@ def evaluate(
             ground_truth=None if ground_truth is None else ground_truth.select(index, device),
         )
         maps = method_registry.explain(model, batch.x, batch.target, chosen_methods)
-        nonfinite = nonfinite.merged(find_nonfinite(maps))
-        for _, _, rows in score_maps(model, batch, maps, dict.fromkeys(chosen_metrics, chosen_methods), settings=settings):
+        batch_nonfinite = find_nonfinite(maps)
+        nonfinite = nonfinite.merged(batch_nonfinite)
+        for _, _, rows in score_maps(model, batch, maps, dict.fromkeys(chosen_metrics, chosen_methods), settings=settings,
+                                     nonfinite=batch_nonfinite):
             for scores, batch_curves in rows.values():
                 score_frames.append(scores)
                 curve_frames.append(batch_curves)
