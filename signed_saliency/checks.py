@@ -76,15 +76,19 @@ def check_images(x: Any, model: Optional[nn.Module] = None) -> None:
     )
 
 
-def check_maps(maps: Any, x: Tensor, method_name: str) -> Tensor:
-    """(N,) bool: which images' maps hold NaN or infinity. Raises a :class:`MethodError`
-    naming the method and both shapes when ``maps`` is not an (N,H,W) tensor for ``x``."""
+def check_maps(maps: Any, x: Tensor, method_name: str) -> None:
+    """Raise a :class:`MethodError` naming the method and both shapes when ``maps`` is not
+    an (N,H,W) tensor for ``x``."""
     expected = (x.shape[0], *x.shape[-2:])
     if not isinstance(maps, Tensor) or tuple(maps.shape) != expected:
         raise MethodError(
             f"method {method_name!r} returned a map of shape {_shape(maps)}, expected {expected} "
             f"(N,H,W) for images {tuple(x.shape)}"
         )
+
+
+def nonfinite_images(maps: Tensor) -> Tensor:
+    """(N,) bool, on ``maps``' device: the images whose (N,H,W) map holds NaN or infinity."""
     return ~torch.isfinite(maps).flatten(1).all(dim=1)
 
 
@@ -122,7 +126,7 @@ class NonFiniteMaps:
 
 def find_nonfinite(maps: Mapping[str, Tensor]) -> NonFiniteMaps:
     """The non-finite maps among ``{method: (N,H,W) maps}``."""
-    return NonFiniteMaps({name: ~torch.isfinite(m).flatten(1).all(dim=1).cpu() for name, m in maps.items()})
+    return NonFiniteMaps({name: nonfinite_images(m).cpu() for name, m in maps.items()})
 
 
 def without_nonfinite(maps: Mapping[str, Tensor], nonfinite: NonFiniteMaps) -> dict[str, Tensor]:

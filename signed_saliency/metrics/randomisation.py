@@ -24,6 +24,7 @@ from typing import Iterator, Mapping, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from signed_saliency.checks import nonfinite_images
 from signed_saliency.lazy import lazy_import
 from signed_saliency.methods.core import Method, explain
 from signed_saliency.metrics.core import JointCall, MetricOutput, register
@@ -175,7 +176,7 @@ def _compare(
         chunk = slice(start, start + chunk_size)
         recomputed = explain(model, x[chunk], target[chunk], methods)
         for method in methods:
-            failed = ~recomputed[method.name].flatten(1).isfinite().all(dim=1)
+            failed = nonfinite_images(recomputed[method.name])
             failures[method.name].append(failed)
             for measure, value in references[method.name].compare(recomputed[method.name], chunk).items():
                 parts[method.name][measure].append(value.masked_fill(failed, float("nan")))
