@@ -28,14 +28,6 @@ from signed_saliency.errors import UserError
 REFERENCE = "saliency"
 
 
-def image_count(n: pd.Series) -> str:
-    """The cells' numbers of images, "1000" or a range "143-1000": n differs by cell where a
-    value is undefined on some images (a constant map has no Spearman), and after a run
-    stopped part-way, which has some metrics on more batches than others."""
-    fewest, most = int(n.min()), int(n.max())
-    return f"{most}" if fewest == most else f"{fewest}-{most}"
-
-
 def in_scores_order(scores: pd.DataFrame) -> pd.DataFrame:
     """Score rows in scores.csv's order, which the paired tests also meet their groups in."""
     return scores.sort_values(statistics.GROUP + ["image"], kind="stable") if len(scores) else scores
@@ -55,7 +47,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
         nonfinite, undefined = int(block["n_nonfinite"].sum()), int(block["n_undefined"].sum())
         note = (f"; excluded: {undefined} values undefined by design (see the metric's doc), {nonfinite} failed "
                 "(non-finite)" if nonfinite or undefined else "")
-        n = image_count(block["n"])
+        n = statistics.image_count(block["n"])
         parts.append(f"### {dataset} / {model} / {metric}\n\nmean [95% bootstrap CI], n = {n} images{note}\n")
         parts.append(table.rename_axis(columns=None).reset_index().to_markdown(index=False))
         parts.append("")
@@ -86,7 +78,7 @@ def terminal_summary(summary: pd.DataFrame, plan: dict[str, Any]) -> str:
         table = block.pivot(index="method", columns="metric", values="mean")
         table = table.reindex(index=list(dict.fromkeys(block["method"])), columns=list(dict.fromkeys(block["metric"])))
         table.columns = [f"{name}{arrows.get(name, '')}" for name in table.columns]
-        lines.append(f"\n{dataset} / {model}: mean over {image_count(block['n'])} images, headline variant of each metric "
+        lines.append(f"\n{dataset} / {model}: mean over {statistics.image_count(block['n'])} images, headline variant of each metric "
                      "(every variant with its n and 95% CI: summary.md)")
         lines.append(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"))
     return "\n".join(lines)

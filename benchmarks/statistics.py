@@ -144,3 +144,11 @@ def latex_table(summary: pd.DataFrame) -> str:
     count of non-finite values left out, one row per method and variant."""
     table = summary.assign(value=summary.apply(mean_and_interval, axis=1))[GROUP + ["value", "n", "n_undefined", "n_nonfinite"]]
     return table.to_latex(index=False, longtable=True, escape=True)
+
+
+def image_count(n: pd.Series) -> str:
+    """The cells' numbers of images, "1000" or a range "143-1000": n differs by cell where a
+    value is undefined on some images (a constant map has no Spearman), and after a run
+    stopped part-way, which has some metrics on more batches than others."""
+    fewest, most = int(n.min()), int(n.max())
+    return f"{most}" if fewest == most else f"{fewest}-{most}"

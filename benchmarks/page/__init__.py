@@ -22,6 +22,7 @@ from typing import Sequence
 
 from benchmarks.files import write_atomically
 from benchmarks.paths import portable
+from benchmarks.statistics import image_count
 from benchmarks.page.folder import ALPHA, FAMILY_COLOURS, PAGE, SUITE_TABLES, Folder, anchor_id, escape, figure_files, read_folder
 from benchmarks.page.tables import arrow, effect_heatmap, forest_plot, headline_cells, headline_table
 from benchmarks.page.words import figure_caption, figure_html, figure_kind, figures_of, manifest_html, markdown_html
@@ -60,8 +61,7 @@ def model_section(run: Folder, dataset: str, model: str, anchor: str) -> tuple[s
     """One (dataset, model): headline, heatmap, forest plots and figures; with its contents."""
     cells = headline_cells(run, dataset, model)
     plan = run.plan
-    n = cells["n"]
-    images = f"{int(n.max())}" if n.min() == n.max() else f"{int(n.min())}-{int(n.max())}"
+    images = image_count(cells["n"])
     contents = [(f"{anchor}-headline", "headline table"), (f"{anchor}-effects", "effects against saliency"),
                 (f"{anchor}-forest", "forest plots")]
     parts = [

@@ -23,16 +23,15 @@ Writes into the run folder:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
-import pandas as pd
-
 from benchmarks import figures, page, store, table1
 from benchmarks.config import SuiteConfig, load_config
 from benchmarks.files import write_atomically
+from benchmarks.page.folder import read_table
+from benchmarks.provenance import read_manifest
 from benchmarks.paper.tables import (
     comparisons,
     comparisons_markdown,
@@ -52,11 +51,6 @@ FIGURE_ROWS = 4
 RANDOMISATION_MEASURES = ("cascading/spearman", "cascading/ssim")
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    # variants are "" for single-valued metrics: keep them as empty strings, not NaN
-    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"variant": ""})
-
-
 def load_parts(parts: list[Path]) -> list[dict[str, Any]]:
     """Each finished part's plan, summary and significance (a part not yet reported is skipped)."""
     loaded = []
@@ -66,9 +60,9 @@ def load_parts(parts: list[Path]) -> list[dict[str, Any]]:
         loaded.append({
             "folder": folder,
             "plan": store.read_plan(folder),
-            "summary": _read_csv(folder / "summary.csv"),
-            "significance": _read_csv(folder / "significance.csv"),
-            "manifest": json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {},
+            "summary": read_table(folder / "summary.csv"),
+            "significance": read_table(folder / "significance.csv"),
+            "manifest": read_manifest(folder),
         })
     return loaded
 

@@ -10,7 +10,8 @@ import pandas as pd
 
 from benchmarks import statistics, store
 from benchmarks.provenance import runs_still_held
-from benchmarks.report import image_count, in_scores_order, terminal_summary
+from benchmarks.report import in_scores_order, terminal_summary
+from benchmarks.statistics import image_count
 
 # (baseline, map) -> the published AUC per (dataset, model) column of the paper's Tables 2-3.
 PUBLISHED = {
