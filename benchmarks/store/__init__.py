@@ -198,7 +198,8 @@ class Collected:
     missing: list[str]
     skipped: list[dict[str, str]]  # (dataset, model, method) pairs a method cannot explain: see save_skipped
     rows: dict[str, dict[str, pd.DataFrame]]  # shard to its scores and curve statistics: what is archived
-    archived: dict[Path, dict[str, dict[str, pd.DataFrame]]]  # each directory's archive as read (see archive.write)
+    # each directory's whole archive as read, for archive.write; empty when collect filtered what it read
+    archived: dict[Path, dict[str, dict[str, pd.DataFrame]]]
 
     @property
     def curve_means(self) -> pd.DataFrame:
@@ -214,7 +215,7 @@ def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *,
     for directory, other in zip(directories[1:], plans[1:]):
         if other["shards"] != plan["shards"]:
             raise UserError(f"{directory} was run with another config than {directories[0]}: its plan differs")
-    read = {directory: archive.read(directory) for directory in directories}
+    read = {directory: archive.read(directory, only_metrics, curves=curves) for directory in directories}
     archived: dict[str, dict[str, pd.DataFrame]] = {}
     for directory in reversed(directories):
         archived.update(read[directory])
@@ -247,7 +248,7 @@ def collect(directories: list[Path], only_metrics: Optional[set[str]] = None, *,
         missing=missing,
         skipped=skipped_pairs,
         rows=rows,
-        archived=read,
+        archived=read if only_metrics is None and curves else {},
     )
 
 

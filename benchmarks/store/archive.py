@@ -111,14 +111,17 @@ def shards_held(directory: Path) -> set[str]:
     return set().union(*(_archived_in(folder) for folder in _folders(directory)))
 
 
-def read(directory: Path) -> dict[str, dict[str, pd.DataFrame]]:
-    """Every archived shard in ``directory``: its relative path to its ``scores`` rows and
-    ``curve-statistics`` rows (either may be empty)."""
+def read(directory: Path, metrics: Optional[set[str]] = None, *, curves: bool = True) -> dict[str, dict[str, pd.DataFrame]]:
+    """Every archived shard in ``directory`` (of ``metrics``, if given): its relative path to
+    its ``scores`` rows and ``curve-statistics`` rows (either may be empty; the latter is,
+    unless ``curves``). The folders are per metric, so the others are not read at all."""
     archived: dict[str, dict[str, pd.DataFrame]] = {}
     for folder in _folders(directory):
+        if metrics is not None and folder.name not in metrics:
+            continue
         held = _archived_in(folder)
         archived.update({shard: {table: pd.DataFrame() for table in _TABLES} for shard in held})
-        for table in _TABLES:
+        for table in _TABLES if curves else ("scores",):
             rows = pd.read_parquet(folder / f"{table}.parquet")
             for shard, frame in rows.groupby("shard", sort=False) if len(rows) else ():
                 if shard in held:
